@@ -1,0 +1,125 @@
+# ebbmalloc - top-level Makefile.
+#
+#   make            build/libebbmalloc.so, build/libebbmalloc.a (malloc replaced),
+#                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc), tools
+#   make test       every test (unit, stress, integration with real programs)
+#   make demo       the churn demo: glibc vs ebbmalloc, RSS side by side
+#   make bench      the benchmark runner (bench/run)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   DEBUG=0..3      assertion level (3 = invariant walkers), SAN=address|thread|undefined
+#
+# Every target that compiles depends on `deps`, which installs missing Debian
+# packages when run as root and otherwise stops naming what is missing.
+
+CC       ?= cc
+DEBUG    ?= 0
+SAN      ?=
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+V        ?= 0
+BUILD    ?= build
+
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
+
+DEPS_PKGS := build-essential pkg-config liburing-dev libnuma-dev libcmocka-dev
+
+OPT      := -O2
+ifneq ($(DEBUG),0)
+OPT      := -O1
+endif
+SANFLAGS :=
+ifneq ($(SAN),)
+SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
+endif
+
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -pthread \
+	-Iinclude -Ialloc -Ireclaim -Inuma -DEBB_DEBUG=$(DEBUG) $(SANFLAGS)
+LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-semantic-interposition -fno-builtin-malloc -fno-builtin-free -fno-stack-protector
+LIB_LDLIBS := -luring -lnuma -lpthread
+
+CORE_SRCS := $(wildcard alloc/*.c numa/*.c reclaim/*.c)
+SHIM_SRCS := alloc/shim.c
+EBB_SRCS  := $(filter-out $(SHIM_SRCS),$(CORE_SRCS))
+CORE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
+EBB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(EBB_SRCS))
+HDRS      := $(wildcard include/*.h alloc/*.h alloc/*.def reclaim/*.h numa/*.h)
+
+LIB_SO    := $(BUILD)/libebbmalloc.so
+LIB_A     := $(BUILD)/libebbmalloc.a
+LIB_EBB_A := $(BUILD)/libebbmalloc-ebb.a
+DEPS_OK   := $(BUILD)/.deps-ok
+
+.PHONY: all lib deps test test-unit check demo bench install clean format-check lint
+all: lib
+
+lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A)
+
+# ---- dependencies --------------------------------------------------------
+deps: $(DEPS_OK)
+$(DEPS_OK):
+	$(Q)missing=""; for p in $(DEPS_PKGS) $(EXTRA_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "deps: installing$$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+				|| { echo "deps: apt-get install$$missing failed" >&2; exit 1; }; \
+		else \
+			echo "deps: missing Debian packages:$$missing (run 'sudo apt-get install$$missing' or run make as root)" >&2; exit 1; \
+		fi; \
+	fi
+	$(Q)mkdir -p $(BUILD) && touch $@
+
+# ---- the library -----------------------------------------------------------
+$(BUILD)/obj/%.o: %.c $(HDRS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(CORE_OBJS)
+	@echo "  LD  $@"
+	$(Q)$(CC) -shared -fPIC -Wl,-soname,libebbmalloc.so -Wl,-z,nodelete $(SANFLAGS) -pthread \
+		-o $@ $(CORE_OBJS) $(LIB_LDLIBS)
+
+$(LIB_A): $(CORE_OBJS)
+	@echo "  AR  $@"
+	$(Q)rm -f $@ && ar rcs $@ $(CORE_OBJS)
+
+$(LIB_EBB_A): $(EBB_OBJS)
+	@echo "  AR  $@"
+	$(Q)rm -f $@ && ar rcs $@ $(EBB_OBJS)
+
+$(BUILD)/ebbmalloc.pc: Makefile
+	@mkdir -p $(BUILD)
+	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ebbmalloc\nDescription: NUMA-aware malloc replacement that keeps RSS flat\nVersion: 0.1\nLibs: -L$${libdir} -lebbmalloc\nLibs.private: -luring -lnuma -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+
+install: lib $(BUILD)/ebbmalloc.pc
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIB_EBB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/ebbmalloc.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/ebbmalloc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	@if [ -n "$(TOOLS_BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(TOOLS_BINS) $(DESTDIR)$(PREFIX)/bin/; fi
+
+# ---- lint: only the OS layer, the backends and numa/ may touch the kernel --
+lint:
+	$(Q)bad=$$(grep -lE '#include <(sys/mman.h|liburing.h|numa.h|numaif.h)>' alloc/*.c alloc/*.h | grep -v 'alloc/os_linux.c'); \
+	if [ -n "$$bad" ]; then echo "lint: kernel headers outside the OS layer: $$bad" >&2; exit 1; fi; echo "lint: ok"
+
+format-check:
+	$(Q)clang-format --dry-run --Werror $(CORE_SRCS) $(wildcard alloc/*.h include/*.h reclaim/*.h numa/*.h)
+
+clean:
+	rm -rf $(BUILD)
+
+# ---- the parts that live in their folders -----------------------------------
+-include tests/tests.mk
+-include tools/tools.mk
+-include bench/bench.mk
