@@ -1,0 +1,69 @@
+# bench/bench.mk - the benchmark suite (never part of `make test`).
+#
+#   make bench        build the workloads, run bench/run with its defaults
+#                     (every workload, every allocator found, 3 interleaved runs)
+#   make demo         build ebbmalloc, run the JVM workload under glibc and
+#                     under ebbmalloc, print their RSS side by side
+#   make bench-bins   only build the workloads (build/bench/)
+#
+# The C workloads use plain malloc/free and link nothing of ebbmalloc, so any
+# allocator can be preloaded. Options for the runner: BENCH_ARGS="--quick ...".
+
+BENCH_NAMES := larson prodcons smallst realloc churn frag latency parked
+BENCH_BINS  := $(patsubst %,$(BUILD)/bench/bench_%,$(BENCH_NAMES)) $(BUILD)/bench/callgrind_pair
+BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wno-unused-parameter -pthread
+BENCH_PKGS  := gnuplot-nox python3 openjdk-17-jdk-headless valgrind
+BENCH_DEPS  := $(BUILD)/.bench-deps-ok
+BENCH_JAVA_HOME ?= /usr/lib/jvm/java-17-openjdk-amd64
+BENCH_JVM   := $(BUILD)/bench/jvm/NativeChurn.class
+BENCH_ARGS  ?=
+DEMO_ARGS   ?=
+
+EXTRA_PKGS += gnuplot-nox python3 openjdk-17-jdk-headless
+
+.PHONY: bench-bins bench-deps
+
+# The packages the benchmarks need, installed when root (same pattern as
+# `deps` in the Makefile), or named when not.
+bench-deps: $(BENCH_DEPS)
+$(BENCH_DEPS):
+	$(Q)missing=""; for p in $(BENCH_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "bench-deps: installing$$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+				|| { echo "bench-deps: apt-get install$$missing failed" >&2; exit 1; }; \
+		else \
+			echo "bench-deps: missing Debian packages:$$missing (run 'sudo apt-get install$$missing' or run make as root)" >&2; exit 1; \
+		fi; \
+	fi
+	$(Q)mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/bench/bench_%: bench/%.c bench/bench.h | $(BENCH_DEPS)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(BENCH_CFLAGS) -o $@ $<
+
+# -fno-builtin-*: the compiler must not delete free(malloc(48)).
+$(BUILD)/bench/callgrind_pair: bench/callgrind_pair.c | $(BENCH_DEPS)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(BENCH_CFLAGS) -fno-builtin-malloc -fno-builtin-free -o $@ $<
+
+$(BENCH_JVM): bench/jvm/NativeChurn.java | $(BENCH_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  JAVAC $<"
+	$(Q)jc=$(BENCH_JAVA_HOME)/bin/javac; [ -x "$$jc" ] || jc=javac; \
+		$$jc -d $(BUILD)/bench/jvm $<
+
+bench-bins: $(BENCH_BINS) $(BENCH_JVM)
+
+bench: bench-bins
+	$(Q)python3 bench/run $(BENCH_ARGS)
+
+demo: $(BENCH_DEPS)
+	$(Q)$(MAKE) --no-print-directory lib
+	$(Q)$(MAKE) --no-print-directory bench-bins
+	$(Q)python3 bench/run --demo $(DEMO_ARGS)

@@ -1,0 +1,129 @@
+/*
+ * prodcons.c - producer/consumer: every block is freed by another thread.
+ *
+ * `pairs` producer threads each feed one consumer through a single-producer
+ * single-consumer ring of `ring` slots. The producer mallocs blocks of
+ * `min`..`max` bytes (log-uniform), writes a tag into them and pushes them;
+ * the consumer checks the tag and frees them. So every free is a remote
+ * free, as in a pipeline of request parsers and handlers. Runs for `secs`
+ * seconds; ops = blocks transferred (one malloc plus one remote free).
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include "bench.h"
+
+struct pair {
+	_Alignas(64) atomic_ulong head;	/* written by the producer */
+	_Alignas(64) atomic_ulong tail;	/* written by the consumer */
+	_Alignas(64) void **ring;
+	unsigned long mask;
+	size_t min, max;
+	unsigned idx;
+	long produced, consumed, bad;
+};
+
+static atomic_int stop;
+
+static void *producer(void *arg)
+{
+	struct pair *p = arg;
+	uint64_t seed = 0x9c0d0000u + p->idx;
+	unsigned long head = 0;
+
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		unsigned long tail = atomic_load_explicit(&p->tail, memory_order_acquire);
+		unsigned long room = p->mask + 1 - (head - tail);
+
+		if (room == 0) {
+			sched_yield();
+			continue;
+		}
+		for (unsigned long k = 0; k < room && k < 256; k++) {
+			size_t sz = rng_logsize(&seed, p->min, p->max);
+			unsigned char *b = bench_xmalloc(sz);
+
+			b[0] = (unsigned char)head;
+			b[sz - 1] = 0x5a;
+			p->ring[head & p->mask] = b;
+			head++;
+		}
+		atomic_store_explicit(&p->head, head, memory_order_release);
+	}
+	p->produced = (long)head;
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	struct pair *p = arg;
+	unsigned long tail = 0;
+
+	for (;;) {
+		unsigned long head = atomic_load_explicit(&p->head, memory_order_acquire);
+
+		if (head == tail) {
+			if (atomic_load_explicit(&stop, memory_order_acquire) &&
+			    atomic_load_explicit(&p->head, memory_order_acquire) == tail &&
+			    p->produced == (long)tail)
+				break;
+			sched_yield();
+			continue;
+		}
+		while (tail != head) {
+			unsigned char *b = p->ring[tail & p->mask];
+
+			if (b[0] != (unsigned char)tail)
+				p->bad++;
+			free(b);
+			tail++;
+		}
+		atomic_store_explicit(&p->tail, tail, memory_order_release);
+	}
+	p->consumed = (long)tail;
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const keys[] = { "pairs", "ring", "min", "max", "secs", NULL };
+	long npairs, secs, ring, total = 0, bad = 0;
+	struct pair *pr;
+	pthread_t *th;
+	double t0, c0, t1, c1;
+
+	bench_check_args(argc, argv, keys);
+	npairs = bench_arg(argc, argv, "pairs", 2);
+	secs = bench_arg(argc, argv, "secs", 3);
+	ring = bench_arg(argc, argv, "ring", 4096);
+	if (ring & (ring - 1)) {
+		fprintf(stderr, "ring must be a power of two\n");
+		return 2;
+	}
+	pr = bench_map(sizeof(*pr) * (size_t)npairs);
+	th = bench_map(sizeof(*th) * 2 * (size_t)npairs);
+	bench_phase("start", 0);
+	t0 = bench_now();
+	c0 = bench_cpu();
+	for (long i = 0; i < npairs; i++) {
+		pr[i].ring = bench_map(sizeof(void *) * (size_t)ring);
+		pr[i].mask = (unsigned long)ring - 1;
+		pr[i].min = (size_t)bench_arg(argc, argv, "min", 16);
+		pr[i].max = (size_t)bench_arg(argc, argv, "max", 512);
+		pr[i].idx = (unsigned)i;
+		pthread_create(&th[2 * i], NULL, producer, &pr[i]);
+		pthread_create(&th[2 * i + 1], NULL, consumer, &pr[i]);
+	}
+	bench_sleep_ms(secs * 1000);
+	atomic_store(&stop, 1);
+	for (long i = 0; i < 2 * npairs; i++)
+		pthread_join(th[i], NULL);
+	t1 = bench_now();
+	c1 = bench_cpu();
+	for (long i = 0; i < npairs; i++) {
+		total += pr[i].consumed;
+		bad += pr[i].bad;
+	}
+	bench_result((double)total, t1 - t0, c1 - c0, "pairs=%ld bad=%ld", npairs, bad);
+	return bad != 0;
+}
