@@ -1,0 +1,172 @@
+/*
+ * heapload.c - the real processes the tools tests look at.
+ *
+ *   heapload arenas NTHREADS KIB   NTHREADS threads each malloc KIB KiB in
+ *                                  256-byte pieces and touch them, all at
+ *                                  once (a barrier keeps them alive, so
+ *                                  glibc gives them separate arenas); then
+ *                                  prints "ready heaps=K in_arenas=T" and
+ *                                  waits for stdin to close (or 120 s)
+ *   heapload touch MIB             prints
+ *                                  "start", sleeps 300 ms, mallocs and touches
+ *                                  MIB MiB, prints "touched", holds 600 ms,
+ *                                  frees it and exits 0
+ *   heapload hold MIB              mallocs and touches MIB MiB, prints
+ *                                  "ready", waits for stdin to close
+ *
+ * heaps=K is the oracle for ebb-doctor: the number of distinct 64 MiB-aligned
+ * bases of the threads' first blocks that lie outside the brk heap, i.e. the
+ * glibc arena heaps this program caused, computed from its own pointers
+ * rather than from /proc. in_arenas=T counts the threads whose blocks are
+ * in such heaps (each holds at least KIB KiB resident there).
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PIECE	256
+#define HEAP	(64UL << 20)
+
+static pthread_barrier_t barrier;
+static size_t per_thread_bytes;
+
+struct slot {
+	void **blocks;
+	size_t n;
+};
+
+static void *worker(void *arg)
+{
+	struct slot *s = arg;
+	size_t i;
+
+	s->n = per_thread_bytes / PIECE;
+	s->blocks = malloc(s->n * sizeof(void *));
+	if (!s->blocks)
+		abort();
+	for (i = 0; i < s->n; i++) {
+		s->blocks[i] = malloc(PIECE);
+		if (!s->blocks[i])
+			abort();
+		memset(s->blocks[i], (int)(i & 0xff), PIECE);
+	}
+	pthread_barrier_wait(&barrier);	/* all alive together */
+	pthread_barrier_wait(&barrier);	/* main has looked */
+	return NULL;
+}
+
+static void wait_stdin(int max_s)
+{
+	char buf[64];
+	fd_set fds;
+	struct timeval tv = { max_s, 0 };
+
+	for (;;) {
+		FD_ZERO(&fds);
+		FD_SET(0, &fds);
+		if (select(1, &fds, NULL, NULL, &tv) <= 0)
+			return;
+		if (read(0, buf, sizeof(buf)) <= 0)
+			return;
+	}
+}
+
+static int in_brk_heap(uintptr_t p)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int in = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long s, e;
+
+		if (strstr(line, "[heap]") && sscanf(line, "%lx-%lx", &s, &e) == 2 &&
+		    p >= s && p < e)
+			in = 1;
+	}
+	fclose(f);
+	return in;
+}
+
+static int arenas(int nthreads, size_t kib)
+{
+	pthread_t *t = calloc((size_t)nthreads, sizeof(*t));
+	struct slot *s = calloc((size_t)nthreads, sizeof(*s));
+	uintptr_t *bases = calloc((size_t)nthreads, sizeof(*bases));
+	int i, j, nb = 0, inarena = 0;
+
+	if (!t || !s || !bases)
+		return 1;
+	per_thread_bytes = kib * 1024;
+	pthread_barrier_init(&barrier, NULL, (unsigned)nthreads + 1);
+	for (i = 0; i < nthreads; i++)
+		if (pthread_create(&t[i], NULL, worker, &s[i]) != 0) {
+			perror("pthread_create");
+			return 1;
+		}
+	pthread_barrier_wait(&barrier);
+	for (i = 0; i < nthreads; i++) {
+		uintptr_t p = (uintptr_t)s[i].blocks[0];
+		uintptr_t b = p & ~(HEAP - 1);
+
+		if (in_brk_heap(p))
+			continue;
+		inarena++;
+		for (j = 0; j < nb; j++)
+			if (bases[j] == b)
+				break;
+		if (j == nb)
+			bases[nb++] = b;
+	}
+	printf("ready heaps=%d in_arenas=%d\n", nb, inarena);
+	fflush(stdout);
+	wait_stdin(120);
+	pthread_barrier_wait(&barrier);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "arenas"))
+		return arenas(atoi(argv[2]), (size_t)atol(argv[3]));
+	if (argc == 3 && (!strcmp(argv[1], "touch") || !strcmp(argv[1], "hold"))) {
+		size_t bytes = (size_t)atol(argv[2]) << 20;
+		int hold = !strcmp(argv[1], "hold");
+		char *p;
+
+		if (!hold) {
+			printf("start\n");
+			fflush(stdout);
+			sleep_ms(300);
+		}
+		p = malloc(bytes);
+		if (!p)
+			return 1;
+		memset(p, 0x5a, bytes);
+		printf(hold ? "ready\n" : "touched\n");
+		fflush(stdout);
+		if (hold)
+			wait_stdin(120);
+		else
+			sleep_ms(600);
+		free(p);
+		return 0;
+	}
+	fprintf(stderr, "usage: heapload arenas NTHREADS KIB | touch MIB | hold MIB\n");
+	return 2;
+}
