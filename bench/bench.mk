@@ -56,7 +56,7 @@ $(BENCH_JVM): bench/jvm/NativeChurn.java | $(BENCH_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  JAVAC $<"
 	$(Q)jc=$(BENCH_JAVA_HOME)/bin/javac; [ -x "$$jc" ] || jc=javac; \
-		$$jc -d $(BUILD)/bench/jvm $<
+		$$jc -d $(BUILD)/bench/jvm $< 2>$(BUILD)/bench/javac.log || { cat $(BUILD)/bench/javac.log; exit 1; }
 
 bench-bins: $(BENCH_BINS) $(BENCH_JVM)
 
