@@ -1,0 +1,635 @@
+/*
+ * arena.c - per-NUMA-node arenas: chunks carved into slabs and page runs.
+ *
+ * An arena owns chunks of one node. Inside a chunk every page belongs to
+ * exactly one run: the header, a FREE run, a SLAB of one small class, or
+ * one LARGE block. Free runs carry a state:
+ *
+ *   ACTIVE --free--> DIRTY --purge_take--> PURGING --purge_done--> CLEAN
+ *      ^               |                                             |
+ *      +---- reuse ----+------------------ reuse --------------------+
+ *
+ * Invariant 1 (no live byte is ever purged) holds by construction: only
+ * FREE+DIRTY runs are taken for purging; a PURGING run is on no list, so
+ * nothing can hand it out or coalesce with it until purge_done. Reuse
+ * prefers DIRTY (warm) runs, then CLEAN; neighbours of the same state
+ * coalesce (boundary tags: page_run[] of a run's first and last page).
+ *
+ * Free runs sit in size bins (pages: exact up to 32, then 8 per doubling),
+ * one set for DIRTY and one for CLEAN, with a bitmask of non-empty bins;
+ * the search is first fit from the smallest bin that surely fits. DIRTY
+ * runs are also on the arena's age list, oldest first: that list is the
+ * reclaim queue (reclaim/thread.c takes from its head).
+ *
+ * Slabs track their blocks with a bitmap in the chunk header (1 = handed
+ * out, to a thread cache or the application); freeing checks the bit,
+ * which catches double frees that got past the thread cache's key check.
+ *
+ * Threads: everything here runs under the arena's mutex, taken by the
+ * callers of the exported functions (they take it themselves). No syscall
+ * is made under it except mmap of a new chunk.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "os.h"
+#include "reclaim.h"
+
+arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
+unsigned narenas, arenas_per_node, nnodes;
+_Atomic size_t dirty_total_pages, active_total_pages;
+
+enum { S_DIRTY = 0, S_CLEAN = 1 };
+
+/* ---- page bins --------------------------------------------------------------- */
+static unsigned pbin_floor(size_t n)
+{
+	if (n <= 32)
+		return (unsigned)n - 1;
+	unsigned lg = 63u - (unsigned)__builtin_clzll(n);
+	unsigned i = (unsigned)(n >> (lg - 3)) - 8;
+	return 32 + (lg - 5) * 8 + i;
+}
+
+static size_t pbin_min(unsigned b)
+{
+	if (b < 32)
+		return b + 1;
+	unsigned g = (b - 32) / 8, i = (b - 32) % 8;
+	return (size_t)(8 + i) << (g + 2);
+}
+
+static unsigned pbin_ceil(size_t n)
+{
+	unsigned b = pbin_floor(n);
+	return pbin_min(b) < n ? b + 1 : b;
+}
+
+static unsigned mask_find(const uint64_t m[2], unsigned from)
+{
+	for (unsigned w = from / 64; w < 2; w++) {
+		uint64_t bits = m[w];
+		if (w == from / 64)
+			bits &= ~0ull << (from % 64);
+		if (bits)
+			return w * 64 + (unsigned)__builtin_ctzll(bits);
+	}
+	return NPBINS;
+}
+
+/* ---- free run lists ------------------------------------------------------------- */
+_Static_assert(NPBINS <= 128, "two mask words");
+
+static void age_remove(arena_t *a, run_t *r)
+{
+	if (r->age_prev)
+		r->age_prev->age_next = r->age_next;
+	else
+		a->dirty_head = r->age_next;
+	if (r->age_next)
+		r->age_next->age_prev = r->age_prev;
+	else
+		a->dirty_tail = r->age_prev;
+	r->age_prev = r->age_next = NULL;
+}
+
+static void age_append(arena_t *a, run_t *r)
+{
+	r->age_next = NULL;
+	r->age_prev = a->dirty_tail;
+	if (a->dirty_tail)
+		a->dirty_tail->age_next = r;
+	else
+		a->dirty_head = r;
+	a->dirty_tail = r;
+}
+
+static void bins_remove(arena_t *a, run_t *r)
+{
+	int s = r->state == ST_DIRTY ? S_DIRTY : S_CLEAN;
+	unsigned b = pbin_floor(r->npages);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		a->free_bins[s][b] = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	if (!a->free_bins[s][b])
+		a->bin_mask[s][b / 64] &= ~(1ull << (b % 64));
+	r->prev = r->next = NULL;
+	if (s == S_DIRTY) {
+		age_remove(a, r);
+		a->dirty_pages -= r->npages;
+		atomic_fetch_sub_explicit(&dirty_total_pages, r->npages, memory_order_relaxed);
+	}
+}
+
+static void set_tags(chunk_t *c, size_t f, size_t n)
+{
+	c->page_run[f] = (uint16_t)f;
+	c->page_run[f + n - 1] = (uint16_t)f;
+}
+
+/* Make [f, f+n) a FREE run of the given state and put it on its lists. */
+static run_t *free_insert(arena_t *a, chunk_t *c, size_t f, size_t n, int state, uint64_t now)
+{
+	run_t *r = &c->runs[f];
+	memset(r, 0, sizeof(*r));
+	r->npages = (uint16_t)n;
+	r->kind = RUN_FREE;
+	r->state = (uint8_t)state;
+	set_tags(c, f, n);
+	int s = state == ST_DIRTY ? S_DIRTY : S_CLEAN;
+	unsigned b = pbin_floor(n);
+	r->next = a->free_bins[s][b];
+	if (r->next)
+		r->next->prev = r;
+	a->free_bins[s][b] = r;
+	a->bin_mask[s][b / 64] |= 1ull << (b % 64);
+	if (state == ST_DIRTY) {
+		/* keep the age list sorted: a piece split off an old run
+		 * takes the age of the youngest */
+		if (a->dirty_tail && a->dirty_tail->dirty_ns > now)
+			now = a->dirty_tail->dirty_ns;
+		r->dirty_ns = now;
+		age_append(a, r);
+		a->dirty_pages += n;
+		atomic_fetch_add_explicit(&dirty_total_pages, n, memory_order_relaxed);
+	}
+	return r;
+}
+
+/* Free [f, f+n) with the given state, coalescing with free neighbours of
+ * the same state. */
+static void free_coalesce(arena_t *a, chunk_t *c, size_t f, size_t n, int state, uint64_t now)
+{
+	if (f > c->hdr_pages) {
+		run_t *l = &c->runs[c->page_run[f - 1]];
+		if (l->kind == RUN_FREE && l->state == state) {
+			size_t lf = run_page(l);
+			bins_remove(a, l);
+			n += f - lf;
+			f = lf;
+		}
+	}
+	if (f + n < CHUNK_PAGES) {
+		run_t *r = &c->runs[f + n];
+		if (r->kind == RUN_FREE && r->state == state) {
+			bins_remove(a, r);
+			n += r->npages;
+		}
+	}
+	free_insert(a, c, f, n, state, now);
+}
+
+/* Take a free run of exactly n pages. Returns its descriptor with kind and
+ * state still to be set by the caller, or NULL when out of memory. *was
+ * receives the state the pages had (DIRTY or CLEAN). */
+static run_t *run_alloc(arena_t *a, size_t n, int *was)
+{
+	unsigned b0 = pbin_ceil(n), bf = pbin_floor(n);
+	run_t *r = NULL;
+	for (;;) {
+		for (int s = 0; s < 2 && !r; s++) {
+			unsigned b = mask_find(a->bin_mask[s], b0);
+			if (b < NPBINS)
+				r = a->free_bins[s][b];
+		}
+		/* the floor bin may hold a run that fits */
+		for (int s = 0; s < 2 && !r && bf != b0; s++)
+			for (run_t *x = a->free_bins[s][bf]; x; x = x->next)
+				if (x->npages >= n) {
+					r = x;
+					break;
+				}
+		if (r)
+			break;
+		chunk_t *c = chunk_new(a);
+		if (!c)
+			return NULL;
+		c->next = a->chunks;
+		a->chunks = c;
+		a->nchunks++;
+		free_insert(a, c, c->hdr_pages, CHUNK_PAGES - c->hdr_pages, ST_CLEAN, 0);
+	}
+	chunk_t *c = chunk_of(r);
+	size_t f = run_page(r), m = r->npages;
+	int st = r->state;
+	uint64_t ns = r->dirty_ns;
+	bins_remove(a, r);
+	if (m > n) {
+		run_t *rest = free_insert(a, c, f + n, m - n, st, ns);
+		(void)rest;
+	}
+	r = &c->runs[f];
+	memset(r, 0, sizeof(*r));
+	r->npages = (uint16_t)n;
+	set_tags(c, f, n);
+	*was = st;
+	a->active_pages += n;
+	atomic_fetch_add_explicit(&active_total_pages, n, memory_order_relaxed);
+	return r;
+}
+
+/* An ACTIVE run (slab or large) becomes free and dirty. */
+static void run_release(arena_t *a, run_t *r, uint64_t now)
+{
+	chunk_t *c = chunk_of(r);
+	size_t f = run_page(r), n = r->npages;
+	if (r->kind == RUN_SLAB)
+		memset(&c->page_cls[f], 0, n);
+	else
+		c->page_cls[f] = 0;
+	a->active_pages -= n;
+	atomic_fetch_sub_explicit(&active_total_pages, n, memory_order_relaxed);
+	free_coalesce(a, c, f, n, ST_DIRTY, now);
+}
+
+/* ---- init and selection ------------------------------------------------------- */
+int arena_init(arena_t *a, unsigned node, unsigned index)
+{
+	memset(a, 0, sizeof(*a));
+	pthread_mutex_init(&a->lock, NULL);
+	a->node = node;
+	a->index = index;
+	return 0;
+}
+
+arena_t *arena_pick(unsigned node, unsigned seed)
+{
+	if (node >= nnodes)
+		node = 0;
+	return arenas[node * arenas_per_node + seed % arenas_per_node];
+}
+
+/* ---- small blocks -------------------------------------------------------------- */
+static void partial_push(arena_t *a, run_t *r)
+{
+	r->prev = NULL;
+	r->next = a->partial[r->cls];
+	if (r->next)
+		r->next->prev = r;
+	a->partial[r->cls] = r;
+	r->on_list = 1;
+}
+
+static void partial_remove(arena_t *a, run_t *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		a->partial[r->cls] = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+	r->on_list = 0;
+}
+
+static inline uint64_t *slab_bits(chunk_t *c, size_t f)
+{
+	return &c->bitmap[f * (BITS_PER_PAGE / 64)];
+}
+
+static run_t *slab_new(arena_t *a, unsigned cls)
+{
+	const struct class_info *ci = &sizeclass_info[cls];
+	int was;
+	run_t *r = run_alloc(a, ci->slab_pages, &was);
+	if (!r)
+		return NULL;
+	chunk_t *c = chunk_of(r);
+	size_t f = run_page(r);
+	r->kind = RUN_SLAB;
+	r->state = ST_ACTIVE;
+	r->cls = (uint8_t)cls;
+	r->nfree = (uint16_t)ci->slab_objs;
+	r->hint = 0;
+	for (size_t i = 0; i < ci->slab_pages; i++) {
+		c->page_cls[f + i] = (uint8_t)cls;
+		c->page_run[f + i] = (uint16_t)f;
+	}
+	memset(slab_bits(c, f), 0, ((ci->slab_objs + 63) / 64) * sizeof(uint64_t));
+	partial_push(a, r);
+	return r;
+}
+
+unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
+{
+	const struct class_info *ci = &sizeclass_info[cls];
+	unsigned got = 0;
+	pthread_mutex_lock(&a->lock);
+	while (got < n) {
+		run_t *r = a->partial[cls];
+		if (!r && !(r = slab_new(a, cls)))
+			break;
+		chunk_t *c = chunk_of(r);
+		size_t f = run_page(r);
+		char *base = chunk_page_addr(c, f);
+		uint64_t *bits = slab_bits(c, f);
+		unsigned nw = (ci->slab_objs + 63) / 64;
+		unsigned w = r->hint;
+		for (; w < nw && got < n; w++) {
+			uint64_t avail = ~bits[w];
+			if (w == nw - 1 && ci->slab_objs % 64)
+				avail &= (1ull << (ci->slab_objs % 64)) - 1;
+			while (avail && got < n) {
+				unsigned b = (unsigned)__builtin_ctzll(avail);
+				avail &= avail - 1;
+				bits[w] |= 1ull << b;
+				out[got++] = base + (size_t)(w * 64 + b) * ci->size;
+				r->nfree--;
+			}
+			if (avail)
+				break;
+		}
+		r->hint = (uint16_t)(w < nw ? w : nw - 1);
+		if (r->nfree == 0)
+			partial_remove(a, r);
+	}
+	a->alloc_bytes += (uint64_t)got * ci->size;
+	pthread_mutex_unlock(&a->lock);
+	return got;
+}
+
+/* ---- large blocks -------------------------------------------------------------- */
+void *arena_alloc_large(arena_t *a, unsigned cls, size_t align)
+{
+	size_t np = sizeclass_info[cls].slab_pages;
+	size_t extra = align > PAGE_SIZE ? align / PAGE_SIZE - 1 : 0;
+	int was;
+	pthread_mutex_lock(&a->lock);
+	run_t *r = run_alloc(a, np + extra, &was);
+	if (!r) {
+		pthread_mutex_unlock(&a->lock);
+		return NULL;
+	}
+	chunk_t *c = chunk_of(r);
+	size_t f = run_page(r);
+	if (extra) {
+		uintptr_t addr = (uintptr_t)chunk_page_addr(c, f);
+		size_t lead = (ALIGN_UP(addr, align) - addr) / PAGE_SIZE;
+		size_t trail = extra - lead;
+		uint64_t now = was == ST_DIRTY ? os_now_ns() : 0;
+		a->active_pages -= extra;
+		atomic_fetch_sub_explicit(&active_total_pages, extra, memory_order_relaxed);
+		/* the kept run's descriptor and tags first: the trimmed
+		 * pieces coalesce with their other neighbours and read them */
+		r = &c->runs[f + lead];
+		memset(r, 0, sizeof(*r));
+		r->npages = (uint16_t)np;
+		r->kind = RUN_LARGE;
+		set_tags(c, f + lead, np);
+		if (lead)
+			free_coalesce(a, c, f, lead, was, now);
+		if (trail)
+			free_coalesce(a, c, f + lead + np, trail, was, now);
+		f += lead;
+	}
+	r->kind = RUN_LARGE;
+	r->state = ST_ACTIVE;
+	r->cls = (uint8_t)cls;
+	c->page_cls[f] = (uint8_t)cls;
+	a->alloc_bytes += sizeclass_info[cls].size;
+	pthread_mutex_unlock(&a->lock);
+	return chunk_page_addr(c, f);
+}
+
+/* ---- freeing -------------------------------------------------------------------- */
+/* Locate p's slab index or abort: p must be a block start in a live run. */
+static run_t *block_run(chunk_t *c, const void *p, const char *fn, size_t *idx_out)
+{
+	size_t pg = chunk_page_of(c, p);
+	unsigned cls = pg < CHUNK_PAGES ? c->page_cls[pg] : 0;
+	if (cls == 0 || pg < c->hdr_pages)
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	if (cls > NSMALL) {
+		run_t *r = &c->runs[pg];
+		if (((uintptr_t)p & PAGE_MASK) || r->kind != RUN_LARGE || c->page_run[pg] != pg)
+			ebb_fatal_ptr(fn, "invalid pointer", p);
+		*idx_out = 0;
+		return r;
+	}
+	run_t *r = &c->runs[c->page_run[pg]];
+	const struct class_info *ci = &sizeclass_info[cls];
+	size_t off = (uintptr_t)p - (uintptr_t)chunk_page_addr(c, run_page(r));
+	size_t idx = (size_t)(((uint64_t)off * ci->recip) >> 32);
+	if (r->kind != RUN_SLAB || idx * ci->size != off || idx >= ci->slab_objs)
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	*idx_out = idx;
+	return r;
+}
+
+void arena_check_block(const void *p, const char *fn)
+{
+	uintptr_t e = rtree_get(p);
+	if (!(e & 1))
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	chunk_t *c = chunk_of(p);
+	arena_t *a = c->arena;
+	size_t idx;
+	pthread_mutex_lock(&a->lock);
+	run_t *r = block_run(c, p, fn, &idx);
+	if (r->kind == RUN_SLAB) {
+		uint64_t *bits = slab_bits(c, run_page(r));
+		if (!(bits[idx / 64] & (1ull << (idx % 64)))) {
+			pthread_mutex_unlock(&a->lock);
+			ebb_fatal_ptr(fn, "double free", p);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
+{
+	uint64_t now = 0;
+	int released = 0;
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; i < n; i++) {
+		void *p = blocks[i];
+		chunk_t *c = chunk_of(p);
+		ebb_check(c->arena == a);
+		size_t idx;
+		run_t *r = block_run(c, p, "free", &idx);
+		if (!now)
+			now = os_now_ns();
+		if (r->kind == RUN_LARGE) {
+			a->alloc_bytes -= sizeclass_info[r->cls].size;
+			run_release(a, r, now);
+			released = 1;
+			continue;
+		}
+		const struct class_info *ci = &sizeclass_info[r->cls];
+		uint64_t *bits = slab_bits(c, run_page(r));
+		uint64_t bit = 1ull << (idx % 64);
+		if (!(bits[idx / 64] & bit)) {
+			pthread_mutex_unlock(&a->lock);
+			ebb_fatal_ptr("free", "double free", p);
+		}
+		bits[idx / 64] &= ~bit;
+		if (idx / 64 < r->hint)
+			r->hint = (uint16_t)(idx / 64);
+		r->nfree++;
+		a->alloc_bytes -= ci->size;
+		if (r->nfree == ci->slab_objs) {
+			if (r->on_list)
+				partial_remove(a, r);
+			run_release(a, r, now);
+			released = 1;
+		} else if (!r->on_list) {
+			partial_push(a, r);
+		}
+	}
+	size_t dirty = a->dirty_pages;
+	pthread_mutex_unlock(&a->lock);
+	if (released)
+		reclaim_notify(dirty * PAGE_SIZE,
+			       atomic_load_explicit(&active_total_pages, memory_order_relaxed) * PAGE_SIZE);
+}
+
+/* ---- reclaim hand-off ------------------------------------------------------------ */
+unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
+			  size_t excess_pages, int force, struct iovec *out, unsigned max)
+{
+	unsigned n = 0;
+	size_t taken = 0;
+	pthread_mutex_lock(&a->lock);
+	run_t *r = a->dirty_head;
+	while (r && n < max) {
+		run_t *next = r->age_next;
+		int old = now_ns - r->dirty_ns >= decay_ns;
+		if (!force && !old && taken >= excess_pages)
+			break;
+		size_t np = r->npages;
+		bins_remove(a, r);
+		r->state = ST_PURGING;
+		a->purging_pages += np;
+		out[n].iov_base = run_addr(r);
+		out[n].iov_len = np * PAGE_SIZE;
+		n++;
+		taken += np;
+		r = next;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
+{
+	pthread_mutex_lock(&a->lock);
+	for (unsigned i = 0; i < n; i++) {
+		chunk_t *c = chunk_of(v[i].iov_base);
+		size_t f = chunk_page_of(c, v[i].iov_base);
+		run_t *r = &c->runs[f];
+		ebb_check(r->kind == RUN_FREE && r->state == ST_PURGING);
+		size_t np = r->npages;
+		a->purging_pages -= np;
+		if (purged)
+			a->purged_bytes += np * PAGE_SIZE;
+		/* Pages a failed purge left resident are still counted CLEAN:
+		 * retrying forever would be worse; the failure is in the stats. */
+		free_coalesce(a, c, f, np, ST_CLEAN, 0);
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- invariant walker ------------------------------------------------------------- */
+static int chunk_is_valid(arena_t *a, chunk_t *c, size_t *dirty, size_t *active, size_t *purging)
+{
+	if (c->magic != CHUNK_MAGIC || c->arena != a)
+		return 0;
+	size_t f = c->hdr_pages;
+	int prev_kind = 0, prev_state = -1;
+	while (f < CHUNK_PAGES) {
+		run_t *r = &c->runs[f];
+		size_t n = r->npages;
+		if (n == 0 || f + n > CHUNK_PAGES)
+			return 0;
+		if (c->page_run[f] != f || c->page_run[f + n - 1] != f)
+			return 0;
+		switch (r->kind) {
+		case RUN_FREE:
+			/* two free neighbours of one state would have coalesced */
+			if (prev_kind == RUN_FREE && prev_state == r->state && r->state != ST_PURGING)
+				return 0;
+			if (r->state == ST_DIRTY)
+				*dirty += n;
+			else if (r->state == ST_PURGING)
+				*purging += n;
+			else if (r->state != ST_CLEAN)
+				return 0;
+			for (size_t i = f; i < f + n; i++)
+				if (c->page_cls[i])
+					return 0;
+			break;
+		case RUN_SLAB: {
+			const struct class_info *ci = &sizeclass_info[r->cls];
+			if (r->cls == 0 || r->cls > NSMALL || n != ci->slab_pages)
+				return 0;
+			unsigned used = 0;
+			uint64_t *bits = slab_bits(c, f);
+			for (unsigned w = 0; w < (ci->slab_objs + 63) / 64; w++)
+				used += (unsigned)__builtin_popcountll(bits[w]);
+			if (used + r->nfree != ci->slab_objs || (r->nfree > 0) != r->on_list)
+				return 0;
+			for (size_t i = f; i < f + n; i++)
+				if (c->page_cls[i] != r->cls || c->page_run[i] != f)
+					return 0;
+			*active += n;
+			break;
+		}
+		case RUN_LARGE:
+			if (r->cls <= NSMALL || n != sizeclass_info[r->cls].slab_pages ||
+			    c->page_cls[f] != r->cls)
+				return 0;
+			*active += n;
+			break;
+		default:
+			return 0;
+		}
+		prev_kind = r->kind;
+		prev_state = r->state;
+		f += n;
+	}
+	return f == CHUNK_PAGES;
+}
+
+int arena_is_valid(arena_t *a)
+{
+	size_t dirty = 0, active = 0, purging = 0, aged = 0;
+	int ok = 1;
+	pthread_mutex_lock(&a->lock);
+	for (chunk_t *c = a->chunks; c && ok; c = c->next)
+		ok = chunk_is_valid(a, c, &dirty, &active, &purging);
+	uint64_t last = 0;
+	for (run_t *r = a->dirty_head; r && ok; r = r->age_next) {
+		if (r->kind != RUN_FREE || r->state != ST_DIRTY || r->dirty_ns < last)
+			ok = 0;
+		last = r->dirty_ns;
+		aged += r->npages;
+	}
+	if (ok)
+		ok = dirty == a->dirty_pages && aged == dirty && active == a->active_pages &&
+		     purging == a->purging_pages;
+	pthread_mutex_unlock(&a->lock);
+	return ok;
+}
+
+/* ---- fork ---------------------------------------------------------------------------- */
+void arena_atfork_prepare(void)
+{
+	for (unsigned i = 0; i < narenas; i++)
+		pthread_mutex_lock(&arenas[i]->lock);
+}
+
+void arena_atfork_parent(void)
+{
+	for (unsigned i = narenas; i-- > 0;)
+		pthread_mutex_unlock(&arenas[i]->lock);
+}
+
+void arena_atfork_child(void)
+{
+	for (unsigned i = 0; i < narenas; i++)
+		pthread_mutex_init(&arenas[i]->lock, NULL);
+}

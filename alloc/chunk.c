@@ -1,0 +1,237 @@
+/*
+ * chunk.c - the chunk layer: aligned chunks, the pointer -> chunk radix map,
+ * huge allocations, and the metadata allocator.
+ *
+ * A chunk is 4 MiB aligned to 4 MiB; its header (chunk_t) takes its first
+ * CHUNK_HDR_PAGES pages, which are touched only where a run descriptor or a
+ * slab bitmap is used. A new chunk is bound to its arena's node before
+ * anything touches it (numa/bind.c), registered in the radix map, named for
+ * /proc/PID/maps where the kernel allows, and handed to the arena as one
+ * CLEAN free run.
+ *
+ * The radix map has one uintptr_t per 4 MiB slot of the 47-bit address
+ * space: (chunk | 1) for a chunk, a huge_t * for a huge block that starts in
+ * the slot, 0 otherwise. free() of any pointer looks it up before touching
+ * memory, which is how a foreign pointer is told apart without a fault.
+ *
+ * Huge blocks (> 2 MiB) are mappings of their own, aligned to 4 MiB so that
+ * no other block of ours shares their first slot; realloc grows them with
+ * mremap, in place or onto a fresh aligned range (no copy).
+ *
+ * Threads: any. rtree_lock serialises leaf creation and writers; readers
+ * are lock-free (acquire loads). huge_lock guards the huge_t free list.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "os.h"
+
+_Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS];
+static pthread_mutex_t rtree_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static huge_t *huge_free_list;
+_Atomic size_t huge_live_bytes, huge_live_count, huge_mapped_bytes;
+
+_Static_assert(sizeof(chunk_t) <= 32 * PAGE_SIZE, "chunk header too large");
+_Static_assert(SLAB_MAX_PAGES * BITS_PER_PAGE >= 4096, "bitmap too small for 16 B slabs");
+
+/* ---- metadata allocator --------------------------------------------------- */
+static char *base_cur, *base_end;
+
+void *base_alloc(size_t bytes)
+{
+	bytes = ALIGN_UP(bytes, 64);
+	pthread_mutex_lock(&base_lock);
+	if ((size_t)(base_end - base_cur) < bytes) {
+		size_t sz = bytes > 65536 ? ALIGN_UP(bytes, PAGE_SIZE) : 65536;
+		void *p;
+		if (os_map(sz, PAGE_SIZE, &p)) {
+			pthread_mutex_unlock(&base_lock);
+			return NULL;
+		}
+		os_name(p, sz, "ebbmalloc:meta");
+		base_cur = p;
+		base_end = (char *)p + sz;
+	}
+	void *r = base_cur;
+	base_cur += bytes;
+	pthread_mutex_unlock(&base_lock);
+	return r;
+}
+
+/* ---- radix map -------------------------------------------------------------- */
+int rtree_set(const void *p, uintptr_t v)
+{
+	uintptr_t slot = (uintptr_t)p >> LG_CHUNK;
+	unsigned top = (unsigned)(slot >> RTREE_LEAF_BITS);
+	ebb_check(((uintptr_t)p >> LG_VADDR) == 0);
+	pthread_mutex_lock(&rtree_lock);
+	uintptr_t *leaf = atomic_load_explicit(&rtree_top[top], memory_order_relaxed);
+	if (!leaf) {
+		void *m;
+		if (os_map(sizeof(uintptr_t) << RTREE_LEAF_BITS, PAGE_SIZE, &m)) {
+			pthread_mutex_unlock(&rtree_lock);
+			return -ENOMEM;
+		}
+		leaf = m;
+		atomic_store_explicit(&rtree_top[top], leaf, memory_order_release);
+	}
+	atomic_store_explicit((_Atomic uintptr_t *)&leaf[slot & ((1u << RTREE_LEAF_BITS) - 1)], v,
+			      memory_order_release);
+	pthread_mutex_unlock(&rtree_lock);
+	return 0;
+}
+
+/* ---- chunks ------------------------------------------------------------------ */
+chunk_t *chunk_new(arena_t *a)
+{
+	void *p;
+	if (os_map(CHUNK_SIZE, CHUNK_SIZE, &p))
+		return NULL;
+	if (opt(OPT_numa) && nnodes > 1)
+		bind_range(p, CHUNK_SIZE, a->node);	/* advisory: failure is counted, not fatal */
+	char name[32];
+	ebb_snprintf(name, sizeof(name), "ebbmalloc:node%u", a->node);
+	os_name(p, CHUNK_SIZE, name);
+	if (rtree_set(p, (uintptr_t)p | 1)) {
+		os_unmap(p, CHUNK_SIZE);
+		return NULL;
+	}
+	chunk_t *c = p;
+	c->magic = CHUNK_MAGIC;
+	c->arena = a;
+	c->node = a->node;
+	c->hdr_pages = (uint32_t)CHUNK_HDR_PAGES;
+	run_t *h = &c->runs[0];
+	h->kind = RUN_HDR;
+	h->npages = (uint16_t)CHUNK_HDR_PAGES;
+	for (size_t i = 0; i < CHUNK_HDR_PAGES; i++)
+		c->page_run[i] = 0;
+	return c;
+}
+
+/* ---- huge blocks ---------------------------------------------------------- */
+static huge_t *huge_desc_get(void)
+{
+	pthread_mutex_lock(&huge_lock);
+	huge_t *h = huge_free_list;
+	if (h)
+		huge_free_list = h->next_free;
+	pthread_mutex_unlock(&huge_lock);
+	if (!h)
+		h = base_alloc(sizeof(huge_t));
+	if (h)
+		memset(h, 0, sizeof(*h));
+	return h;
+}
+
+static void huge_desc_put(huge_t *h)
+{
+	pthread_mutex_lock(&huge_lock);
+	h->next_free = huge_free_list;
+	huge_free_list = h;
+	pthread_mutex_unlock(&huge_lock);
+}
+
+huge_t *huge_alloc(size_t size, size_t align)
+{
+	if (size > (SIZE_MAX >> 1) || align > (SIZE_MAX >> 2))
+		return NULL;
+	size_t map = ALIGN_UP(size, PAGE_SIZE);
+	huge_t *h = huge_desc_get();
+	if (!h)
+		return NULL;
+	void *p;
+	if (os_map(map, align > CHUNK_SIZE ? align : CHUNK_SIZE, &p)) {
+		huge_desc_put(h);
+		return NULL;
+	}
+	os_name(p, map, "ebbmalloc:huge");
+	h->addr = p;
+	h->map_bytes = map;
+	h->req_bytes = size;
+	if (rtree_set(p, (uintptr_t)h)) {
+		os_unmap(p, map);
+		huge_desc_put(h);
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&huge_live_bytes, map, memory_order_relaxed);
+	atomic_fetch_add_explicit(&huge_mapped_bytes, map, memory_order_relaxed);
+	atomic_fetch_add_explicit(&huge_live_count, 1, memory_order_relaxed);
+	return h;
+}
+
+void huge_free(huge_t *h)
+{
+	rtree_set(h->addr, 0);
+	os_unmap(h->addr, h->map_bytes);
+	atomic_fetch_sub_explicit(&huge_live_bytes, h->map_bytes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&huge_mapped_bytes, h->map_bytes, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&huge_live_count, 1, memory_order_relaxed);
+	huge_desc_put(h);
+}
+
+/* Resize a huge block to size (> LARGE_MAX) without copying. */
+huge_t *huge_realloc(huge_t *h, size_t size)
+{
+	if (size > (SIZE_MAX >> 1))
+		return NULL;
+	size_t map = ALIGN_UP(size, PAGE_SIZE);
+	size_t old = h->map_bytes;
+	if (map == old) {
+		h->req_bytes = size;
+		return h;
+	}
+	if (map < old || os_remap_inplace(h->addr, old, map) == 0) {
+		if (map < old)
+			os_unmap((char *)h->addr + map, old - map);
+		h->map_bytes = map;
+		h->req_bytes = size;
+		atomic_fetch_add_explicit(&huge_live_bytes, map - old, memory_order_relaxed);
+		atomic_fetch_add_explicit(&huge_mapped_bytes, map - old, memory_order_relaxed);
+		return h;
+	}
+	/* Move: reserve a fresh aligned range and mremap the pages onto it. */
+	void *dst;
+	if (os_map(map, CHUNK_SIZE, &dst))
+		return NULL;
+	if (rtree_set(dst, (uintptr_t)h)) {
+		os_unmap(dst, map);
+		return NULL;
+	}
+	if (os_remap_move(h->addr, old, map, dst)) {
+		rtree_set(dst, 0);
+		os_unmap(dst, map);
+		return NULL;
+	}
+	rtree_set(h->addr, 0);
+	h->addr = dst;
+	h->map_bytes = map;
+	h->req_bytes = size;
+	atomic_fetch_add_explicit(&huge_live_bytes, map - old, memory_order_relaxed);
+	atomic_fetch_add_explicit(&huge_mapped_bytes, map - old, memory_order_relaxed);
+	return h;
+}
+
+void chunk_atfork_prepare(void)
+{
+	pthread_mutex_lock(&huge_lock);
+	pthread_mutex_lock(&base_lock);
+	pthread_mutex_lock(&rtree_lock);
+}
+
+void chunk_atfork_parent(void)
+{
+	pthread_mutex_unlock(&rtree_lock);
+	pthread_mutex_unlock(&base_lock);
+	pthread_mutex_unlock(&huge_lock);
+}
+
+void chunk_atfork_child(void)
+{
+	pthread_mutex_init(&rtree_lock, NULL);
+	pthread_mutex_init(&base_lock, NULL);
+	pthread_mutex_init(&huge_lock, NULL);
+}

@@ -1,0 +1,382 @@
+/*
+ * internal.h - shared types, constants and the map of the code.
+ *
+ * Glossary
+ *   page     4 KiB, the unit of runs and of purging ("OS page" is the same
+ *            here: ebbmalloc assumes 4 KiB base pages).
+ *   chunk    4 MiB of address space aligned to 4 MiB, owned by one arena,
+ *            bound to one NUMA node. Its first pages hold the header
+ *            (chunk_t): per-page class and run maps, run descriptors, slab
+ *            bitmaps. A pointer's chunk is p & ~CHUNK_MASK, and the radix
+ *            map (chunk.c) says whether that chunk is ours.
+ *   run      a span of pages inside a chunk: FREE (DIRTY, PURGING or
+ *            CLEAN), a SLAB of equal small blocks, or one LARGE block.
+ *   class    a size class: 1..NSMALL are small (slab) classes up to 32 KiB,
+ *            NSMALL+1..NCLASS large (page run) classes up to 2 MiB. Larger
+ *            requests are huge: a mapping of their own.
+ *   arena    per-NUMA-node allocator state behind one mutex: chunks, free
+ *            runs by size, partial slabs by class, the dirty list by age.
+ *   tcache   per-thread cache: a stack of free blocks per class. The
+ *            fast paths touch only the tcache.
+ *   dirty    free pages that may still be resident. The reclaim thread
+ *            purges them (PURGING) and they become CLEAN.
+ *
+ * Flow of memory: os -> chunk (reserve an aligned chunk, bind it to a node)
+ * -> arena (carve runs and slabs) -> refill -> tcache -> malloc.c. On free:
+ * malloc.c pushes onto the tcache (or, for a block of another node, hands
+ * it straight back to its arena) -> tcache flush -> arena (a slab or run
+ * that becomes empty is a DIRTY run, on the arena's age-ordered dirty list)
+ * -> reclaim/thread.c takes the oldest dirty runs in batches (PURGING) ->
+ * reclaim/backend*.c -> kernel -> arena (CLEAN, coalesced).
+ *
+ * Locks, in rank order (fork takes them in this order): init_lock,
+ * tcache registry, arenas by index, huge_lock, base_lock, rtree_lock,
+ * then backend and reclaim (reclaim/). No lock is ever held across a purge
+ * syscall; an arena lock is never held while calling into another arena.
+ */
+#ifndef EBB_INTERNAL_H
+#define EBB_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "ebbmalloc.h"
+
+#ifndef EBB_DEBUG
+#define EBB_DEBUG 0
+#endif
+
+#define ebb_likely(x)	__builtin_expect(!!(x), 1)
+#define ebb_unlikely(x)	__builtin_expect(!!(x), 0)
+#define EBB_NOINLINE	__attribute__((noinline))
+#define EBB_INLINE	static inline __attribute__((always_inline))
+#define EBB_EXPORT	__attribute__((visibility("default")))
+#define EBB_COLD	__attribute__((cold, noinline))
+
+/* ---- assertions (STYLE.md) ---------------------------------------------- */
+EBB_COLD __attribute__((noreturn))
+void ebb_assert_fail(const char *expr, const char *file, int line);
+#define ebb_assert_at(lvl, e) \
+	do { if (EBB_DEBUG >= (lvl) && ebb_unlikely(!(e))) \
+		ebb_assert_fail(#e, __FILE__, __LINE__); } while (0)
+#define ebb_assert(e)		ebb_assert_at(1, e)	/* API misuse */
+#define ebb_assert_internal(e)	ebb_assert_at(2, e)	/* our invariants */
+#define ebb_assert_expensive(e)	ebb_assert_at(3, e)	/* walkers */
+/* Always on: trusting corrupt metadata turns a bug into heap corruption. */
+#define ebb_check(e) \
+	do { if (ebb_unlikely(!(e))) ebb_assert_fail(#e, __FILE__, __LINE__); } while (0)
+
+/* ---- geometry ------------------------------------------------------------ */
+#define LG_PAGE		12
+#define PAGE_SIZE	((size_t)1 << LG_PAGE)
+#define PAGE_MASK	(PAGE_SIZE - 1)
+#define LG_CHUNK	22
+#define CHUNK_SIZE	((size_t)1 << LG_CHUNK)
+#define CHUNK_MASK	(CHUNK_SIZE - 1)
+#define CHUNK_PAGES	(CHUNK_SIZE >> LG_PAGE)
+#define LG_VADDR	47	/* user address space we index */
+
+#define NSMALL		72	/* classes 1..72: 16 B .. 32 KiB */
+#define NCLASS		120	/* classes 73..120: 36 KiB .. 2 MiB */
+#define SMALL_MAX	((size_t)32768)
+#define LARGE_MAX	((size_t)2 << 20)
+#define MIN_ALIGN	16
+#define SLAB_MAX_PAGES	32
+#define BITS_PER_PAGE	(PAGE_SIZE / MIN_ALIGN)	/* bitmap bits reserved per page */
+
+#define EBB_MAX_NODES		EBB_STATS_MAX_NODES
+#define EBB_MAX_ARENAS_PER_NODE	16
+#define EBB_MAX_CPUS		1024
+
+#define ALIGN_UP(x, a)	(((x) + ((a) - 1)) & ~((a) - 1))
+
+/* ---- size classes (sizeclass.c) ------------------------------------------- */
+struct class_info {
+	uint32_t size;		/* block size in bytes */
+	uint32_t slab_pages;	/* small: pages per slab; large: pages per block */
+	uint32_t slab_objs;	/* small: blocks per slab */
+	uint32_t recip;		/* ceil(2^32 / size): offset -> index */
+};
+extern struct class_info sizeclass_info[NCLASS + 1];
+extern const uint8_t sizeclass_small_tab[65];	/* (size + 15) >> 4 -> class, size <= 1024 */
+
+void sizeclass_init(void);
+unsigned sizeclass_of_slow(size_t size);	/* any size <= LARGE_MAX */
+
+/* size <= LARGE_MAX */
+EBB_INLINE unsigned sizeclass_of(size_t size)
+{
+	if (ebb_likely(size <= 1024))
+		return sizeclass_small_tab[(size + 15) >> 4];
+	return sizeclass_of_slow(size);
+}
+EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size; }
+
+/* ---- runs and chunks (chunk.c) -------------------------------------------- */
+enum run_kind { RUN_HDR = 1, RUN_FREE, RUN_SLAB, RUN_LARGE };
+enum run_state { ST_ACTIVE = 0, ST_DIRTY, ST_PURGING, ST_CLEAN };
+
+typedef struct run run_t;
+struct run {
+	uint16_t npages;
+	uint8_t  kind;		/* enum run_kind */
+	uint8_t  state;		/* enum run_state */
+	uint8_t  cls;		/* SLAB/LARGE: class */
+	uint8_t  on_list;	/* SLAB: on the partial list */
+	uint16_t nfree;		/* SLAB: free blocks */
+	uint16_t hint;		/* SLAB: first bitmap word that may hold a free bit */
+	uint16_t pad[3];
+	run_t   *prev, *next;	/* FREE: size-bin list; SLAB: partial list */
+	run_t   *age_prev, *age_next;	/* FREE+DIRTY: the arena's dirty list */
+	uint64_t dirty_ns;	/* FREE+DIRTY: when it became dirty */
+};
+
+enum chunk_kind { CHUNK_NORMAL = 1, CHUNK_HUGE = 2 };
+#define CHUNK_MAGIC 0x65626243484e4b31ULL
+
+typedef struct arena arena_t;
+typedef struct chunk chunk_t;
+struct chunk {
+	uint64_t magic;
+	arena_t *arena;
+	uint32_t node;		/* read by the free fast path */
+	uint32_t hdr_pages;
+	chunk_t *next;		/* arena's chunk list */
+	uint8_t  page_cls[CHUNK_PAGES];	/* class of blocks starting in the page; 0 = none */
+	uint16_t page_run[CHUNK_PAGES];	/* first page of the run holding the page */
+	run_t    runs[CHUNK_PAGES];	/* descriptor at each run's first page */
+	uint64_t bitmap[CHUNK_PAGES * BITS_PER_PAGE / 64];	/* slab blocks: 1 = in use */
+};
+#define CHUNK_HDR_PAGES ((sizeof(chunk_t) + PAGE_SIZE - 1) / PAGE_SIZE)
+
+/* A huge allocation: its own mapping, aligned to CHUNK_SIZE, described by a
+ * huge_t from the metadata allocator. */
+typedef struct huge {
+	void    *addr;		/* == the pointer handed out */
+	size_t   map_bytes;	/* mapping length (page multiple) */
+	size_t   req_bytes;	/* requested size */
+	struct huge *next_free;
+} huge_t;
+
+EBB_INLINE chunk_t *chunk_of(const void *p)
+{
+	return (chunk_t *)((uintptr_t)p & ~(uintptr_t)CHUNK_MASK);
+}
+EBB_INLINE size_t chunk_page_of(const chunk_t *c, const void *p)
+{
+	return ((uintptr_t)p - (uintptr_t)c) >> LG_PAGE;
+}
+EBB_INLINE void *chunk_page_addr(chunk_t *c, size_t page)
+{
+	return (char *)c + (page << LG_PAGE);
+}
+EBB_INLINE size_t run_page(const run_t *r)
+{
+	return (size_t)(r - chunk_of(r)->runs);
+}
+EBB_INLINE void *run_addr(run_t *r)
+{
+	return chunk_page_addr(chunk_of(r), run_page(r));
+}
+
+/* The radix map: one entry per 4 MiB slot of the address space.
+ * 0 = not ours; (chunk | 1) = a normal chunk; (huge_t *) = a huge block
+ * starting in that slot. Leaves are created on demand, never freed. */
+#define RTREE_LEAF_BITS	14
+#define RTREE_TOP_BITS	(LG_VADDR - LG_CHUNK - RTREE_LEAF_BITS)
+extern _Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS];
+
+EBB_INLINE uintptr_t rtree_get(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	if (ebb_unlikely(a >> LG_VADDR))
+		return 0;
+	uintptr_t slot = a >> LG_CHUNK;
+	uintptr_t *leaf = atomic_load_explicit(&rtree_top[slot >> RTREE_LEAF_BITS],
+					       memory_order_acquire);
+	if (ebb_unlikely(leaf == NULL))
+		return 0;
+	return atomic_load_explicit((_Atomic uintptr_t *)&leaf[slot & ((1u << RTREE_LEAF_BITS) - 1)],
+				    memory_order_acquire);
+}
+int  rtree_set(const void *p, uintptr_t v);	/* 0 or -ENOMEM */
+
+chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */
+void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
+huge_t  *huge_alloc(size_t size, size_t align);
+void     huge_free(huge_t *h);
+huge_t  *huge_realloc(huge_t *h, size_t size);	/* NULL: could not (h intact) */
+void     chunk_atfork_prepare(void);
+void     chunk_atfork_parent(void);
+void     chunk_atfork_child(void);
+extern _Atomic size_t huge_live_bytes, huge_live_count, huge_mapped_bytes;
+
+/* ---- arenas (arena.c) ------------------------------------------------------ */
+#define NPBINS 72	/* free-run size bins (pages) */
+
+struct arena {
+	pthread_mutex_t lock;
+	unsigned node, index;		/* index: global, 0.. */
+	run_t   *partial[NSMALL + 1];	/* slabs with free blocks */
+	run_t   *free_bins[2][NPBINS];	/* FREE runs: [0] DIRTY, [1] CLEAN */
+	uint64_t bin_mask[2][2];	/* non-empty bins */
+	run_t   *dirty_head, *dirty_tail;	/* DIRTY runs, oldest first */
+	chunk_t *chunks;
+	/* stats, in pages or bytes, under lock */
+	size_t   active_pages, dirty_pages, purging_pages;
+	size_t   nchunks;
+	uint64_t purged_bytes;
+	uint64_t alloc_bytes;		/* blocks handed out of slabs/runs (incl. cached) */
+	uint64_t remote_frees;
+};
+
+extern arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
+extern unsigned narenas, arenas_per_node, nnodes;
+extern _Atomic size_t dirty_total_pages, active_total_pages;
+
+int      arena_init(arena_t *a, unsigned node, unsigned index);
+arena_t *arena_pick(unsigned node, unsigned seed);
+/* Small: fill out[] with up to n blocks of cls; returns how many (0: OOM). */
+unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n);
+/* Large: one run of the class's pages (aligned to align if > PAGE_SIZE). */
+void    *arena_alloc_large(arena_t *a, unsigned cls, size_t align);
+/* Return n blocks, all of chunks owned by arena a (caller groups them). */
+void     arena_dalloc_batch(arena_t *a, void **blocks, unsigned n);
+/* Reclaim: take up to max of the oldest dirty runs (all if force; else those
+ * older than decay_ns, or beyond the dirty cap), mark them PURGING. */
+unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
+			  size_t excess_pages, int force, struct iovec *out,
+			  unsigned max);
+void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
+			  int purged);
+int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
+void     arena_atfork_prepare(void);
+void     arena_atfork_parent(void);
+void     arena_atfork_child(void);
+/* Diagnose a block handed to free()/realloc(): aborts with a message if it
+ * is not a live block start. */
+void     arena_check_block(const void *p, const char *fn);
+
+/* ---- thread caches (tcache.c) -------------------------------------------- */
+enum tcache_state { TC_UNINIT = 0, TC_ACTIVE, TC_BUSY, TC_DEAD };
+
+typedef struct tbin {
+	void    *head;
+	uint32_t count;
+	uint32_t max;		/* push beyond this flushes */
+	uint32_t low;		/* low-water mark since the last GC tick */
+	uint32_t batch;		/* refill batch */
+} tbin_t;
+
+typedef struct tcache tcache_t;
+struct tcache {
+	tbin_t   bins[NCLASS + 1];
+	uint32_t node;
+	uint32_t state;		/* enum tcache_state */
+	arena_t *arena;
+	int64_t  room;		/* bytes the cache may still take (tcache_max_bytes - cached) */
+	uint64_t slow_events;
+	_Atomic uint64_t cached_pub;	/* cached bytes, published on slow paths for stats */
+	uint32_t gc_bin;	/* next bin the incremental GC looks at */
+	_Atomic uint64_t last_active_ns;
+	_Atomic uint32_t in_use;	/* owner is inside the allocator (nesting count) */
+	_Atomic uint32_t steal_req;	/* the reclaim thread wants to flush this cache */
+	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
+	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
+	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
+};
+
+extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
+extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
+
+EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
+
+/* The idle-flush protocol (tcache.c): the owner marks itself in_use around
+ * every allocator call with plain stores and checks steal_req; the reclaim
+ * thread sets steal_req, runs membarrier() and flushes only a cache whose
+ * owner is outside the allocator (an asymmetric Dekker handshake). */
+void tcache_wait_steal(tcache_t *tc);
+EBB_INLINE void tcache_enter(tcache_t *tc)
+{
+	uint32_t n = atomic_load_explicit(&tc->in_use, memory_order_relaxed);
+	atomic_store_explicit(&tc->in_use, n + 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (ebb_unlikely(atomic_load_explicit(&tc->steal_req, memory_order_acquire)))
+		tcache_wait_steal(tc);
+}
+EBB_INLINE void tcache_exit(tcache_t *tc)
+{
+	uint32_t n = atomic_load_explicit(&tc->in_use, memory_order_relaxed);
+	atomic_store_explicit(&tc->in_use, n - 1, memory_order_release);
+}
+void tcache_idle_scan(uint64_t now_ns);
+int  tcache_idle_protocol_init(void);
+int      tcache_init(tcache_t *tc);
+void     tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep);
+void     tcache_flush_all(tcache_t *tc);
+void     tcache_gc_tick(tcache_t *tc);
+void     tcache_set_node(tcache_t *tc, unsigned node);
+size_t   tcache_stats_bytes(uint64_t *nthreads);
+void     tcache_atfork_prepare(void);
+void     tcache_atfork_parent(void);
+void     tcache_atfork_child(void);
+/* Return blocks (any arena, any node) to their owning arenas. */
+void     tcache_return_blocks(void **blocks, unsigned n);
+
+/* ---- slow paths (refill.c) ---------------------------------------------- */
+void    *refill_malloc_slow(tcache_t *tc, size_t size);
+void     refill_free_slow(tcache_t *tc, void *p);
+void    *refill_aligned(size_t align, size_t size);
+void    *refill_realloc(void *p, size_t size);
+size_t   refill_usable_size(const void *p);
+int      ebb_init_slow(void);
+extern _Atomic int ebb_inited;
+void     reclaim_ensure_thread(void);
+
+/* ---- options (options.c + options.def) ---------------------------------- */
+enum opt_id {
+#define EBB_OPTION(name, type, def, min, max, live, values, doc) OPT_##name,
+#include "options.def"
+#undef EBB_OPTION
+	OPT_COUNT
+};
+extern _Atomic int64_t opt_values[OPT_COUNT];
+extern char opt_stats_file[256];
+EBB_INLINE int64_t opt(enum opt_id id)
+{
+	return atomic_load_explicit(&opt_values[id], memory_order_relaxed);
+}
+void options_init(void);
+void options_print(void);
+/* enumerated option values */
+enum { PURGE_DONTNEED = 0, PURGE_FREE = 1 };
+enum { RECLAIM_THREAD = 0, RECLAIM_INLINE = 1, RECLAIM_OFF = 2 };
+
+/* ---- stats (stats.c) ----------------------------------------------------- */
+void stats_collect(struct ebb_stats *st);
+void stats_print_at_exit(void);
+void stats_file_refresh(void);		/* reclaim thread: keep EBB_STATS_FILE fresh */
+void stats_file_atfork_child(void);
+
+/* ---- messages ------------------------------------------------------------ */
+/* printf-like subset: %s %d %u %zu %lu %llu %x %p %%. Never allocates. */
+void ebb_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+EBB_COLD __attribute__((noreturn)) void ebb_fatal_ptr(const char *fn, const char *what, const void *p);
+int  ebb_snprintf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- numa/ --------------------------------------------------------------- */
+void     topo_init(void);
+unsigned topo_nnodes(void);
+unsigned topo_node_of_cpu(unsigned cpu);
+unsigned topo_cpus_of_node(unsigned node);
+int      topo_node_is_real(unsigned node);	/* 0 for fake nodes */
+unsigned topo_kernel_node(unsigned node);
+const char *topo_describe(void);
+int      bind_range(void *addr, size_t len, unsigned node);	/* 0 or -errno */
+
+#endif /* EBB_INTERNAL_H */

@@ -1,0 +1,222 @@
+/*
+ * os_linux.c - the OS layer: mmap, mremap, prctl, getcpu, environment,
+ * stderr, clocks. The only file of alloc/ that includes <sys/mman.h>.
+ *
+ * Every wrapper saves and restores errno (callers are inside malloc, whose
+ * caller may be inspecting errno) and returns 0 or -errno. Nothing here
+ * allocates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/membarrier.h>
+
+#include "os.h"
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA		0x53564d41
+#define PR_SET_VMA_ANON_NAME	0
+#endif
+
+int os_map(size_t size, size_t align, void **out)
+{
+	int saved = errno;
+	size_t page = 4096;
+	if (align < page)
+		align = page;
+	if (size > SIZE_MAX - align)
+		return -ENOMEM;
+	size_t len = size + (align > page ? align - page : 0);
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		errno = saved;
+		return -e;
+	}
+	uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	size_t lead = a - (uintptr_t)p;
+	size_t trail = len - lead - size;
+	if (lead)
+		munmap(p, lead);
+	if (trail)
+		munmap((char *)a + size, trail);
+	errno = saved;
+	*out = (void *)a;
+	return 0;
+}
+
+int os_unmap(void *addr, size_t size)
+{
+	int saved = errno;
+	int r = munmap(addr, size) ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int os_remap_inplace(void *addr, size_t old_size, size_t new_size)
+{
+	int saved = errno;
+	void *p = mremap(addr, old_size, new_size, 0);
+	int r = p == MAP_FAILED ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int os_remap_move(void *addr, size_t old_size, size_t new_size, void *dst)
+{
+	int saved = errno;
+	void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	int r = p == MAP_FAILED ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int os_name(void *addr, size_t size, const char *name)
+{
+	int saved = errno;
+	int r = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr, size,
+		      (unsigned long)name) ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int os_getcpu(unsigned *cpu)
+{
+	int saved = errno;
+	int c = sched_getcpu();
+	int r = c < 0 ? -errno : 0;
+	errno = saved;
+	if (c >= 0)
+		*cpu = (unsigned)c;
+	return r;
+}
+
+int os_getenv(const char *name, char *buf, size_t len)
+{
+	/* getenv() does not allocate; secure_getenv would hide EBB_* from
+	 * setuid programs, which is what we want there too. */
+	const char *v = secure_getenv(name);
+	if (!v)
+		return 0;
+	size_t n = strlen(v);
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, v, n);
+	buf[n] = 0;
+	return 1;
+}
+
+void os_write_fd(int fd, const char *msg, size_t len)
+{
+	int saved = errno;
+	while (len > 0) {
+		ssize_t w = write(fd, msg, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		msg += w;
+		len -= (size_t)w;
+	}
+	errno = saved;
+}
+
+void os_write_stderr(const char *msg, size_t len)
+{
+	os_write_fd(2, msg, len);
+}
+
+uint64_t os_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t os_random(void)
+{
+	int saved = errno;
+	uint64_t v = 0;
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v))
+		v = os_now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	errno = saved;
+	return v | 1;
+}
+
+long os_read_file(const char *path, char *buf, size_t len)
+{
+	int saved = errno;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		long e = -errno;
+		errno = saved;
+		return e;
+	}
+	size_t got = 0;
+	while (got + 1 < len) {
+		ssize_t r = read(fd, buf + got, len - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = 0;
+	close(fd);
+	errno = saved;
+	return (long)got;
+}
+
+unsigned os_gettid(void)
+{
+	return (unsigned)syscall(SYS_gettid);
+}
+
+int os_map_file(const char *path, size_t size, void **out)
+{
+	int saved = errno;
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int e = -errno;
+		errno = saved;
+		return e;
+	}
+	int r = 0;
+	if (ftruncate(fd, (off_t)size)) {
+		r = -errno;
+	} else {
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			r = -errno;
+		else
+			*out = p;
+	}
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+int os_membarrier_register(void)
+{
+	int saved = errno;
+	int r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) ? -errno : 0;
+	errno = saved;
+	return r;
+}
+
+int os_membarrier(void)
+{
+	int saved = errno;
+	int r = syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ? -errno : 0;
+	errno = saved;
+	return r;
+}

@@ -1,0 +1,399 @@
+/*
+ * refill.c - everything malloc.c's fast paths hand off: first-use
+ * initialisation, refilling and flushing thread-cache bins, blocks of
+ * another node, huge blocks, aligned allocation, realloc, and diagnosing
+ * bad pointers.
+ *
+ * Initialisation happens on the first call into the allocator, whoever
+ * makes it (the dynamic loader, a constructor, libnuma): phase 1 (size
+ * classes, options, topology, arenas) makes no call that could allocate,
+ * so it cannot recurse; only then is the allocator marked ready, and phase
+ * 2 (pthread_atfork, atexit, verbose output), which may call malloc, runs.
+ * A thread's cache is set up on its first slow path; while it is being set
+ * up (pthread_setspecific may allocate) the thread is served by its arena
+ * directly (invariant 3).
+ *
+ * Housekeeping (node refresh, cache GC, the idle clock) runs every
+ * SLOW_TICK slow-path events, never on the fast path.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "os.h"
+#include "reclaim.h"
+
+_Atomic int ebb_inited;			/* 0 no, 1 in phase 1, 2 ready */
+static _Atomic int init_phase2;
+static _Atomic unsigned init_owner;
+
+#define SLOW_TICK 64
+
+static void atfork_prepare(void)
+{
+	reclaim_atfork_prepare();
+	tcache_atfork_prepare();
+	arena_atfork_prepare();
+	chunk_atfork_prepare();
+	backend_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	backend_atfork_parent();
+	chunk_atfork_parent();
+	arena_atfork_parent();
+	tcache_atfork_parent();
+	reclaim_atfork_parent();
+}
+
+static void atfork_child(void)
+{
+	backend_atfork_child();
+	chunk_atfork_child();
+	arena_atfork_child();
+	tcache_atfork_child();
+	reclaim_atfork_child();
+}
+
+static void init_phase1(void)
+{
+	sizeclass_init();
+	options_init();
+	tcache_key = (uintptr_t)os_random();
+	topo_init();
+	nnodes = topo_nnodes();
+	unsigned apn = (unsigned)opt(OPT_arenas_per_node);
+	if (apn == 0) {
+		/* one arena per CPU of the node, at most 4: enough to keep
+		 * lock contention low (caches absorb most traffic), few
+		 * enough that memory is not spread thin. */
+		unsigned cpus = topo_cpus_of_node(0);
+		apn = cpus < 1 ? 1 : cpus > 4 ? 4 : cpus;
+	}
+	if (apn > EBB_MAX_ARENAS_PER_NODE)
+		apn = EBB_MAX_ARENAS_PER_NODE;
+	arenas_per_node = apn;
+	arena_t *mem = base_alloc(sizeof(arena_t) * nnodes * apn);
+	ebb_check(mem != NULL);
+	for (unsigned n = 0; n < nnodes; n++)
+		for (unsigned k = 0; k < apn; k++) {
+			unsigned i = n * apn + k;
+			arena_init(&mem[i], n, i);
+			arenas[i] = &mem[i];
+		}
+	narenas = nnodes * apn;
+}
+
+static void init_phase2_run(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	if (opt(OPT_stats))
+		atexit(stats_print_at_exit);
+	if (opt(OPT_verbose)) {
+		ebb_message("ebbmalloc %d.%d, %s, %u arena(s) per node",
+			    EBBMALLOC_VERSION_MAJOR, EBBMALLOC_VERSION_MINOR, topo_describe(),
+			    arenas_per_node);
+		options_print();
+	}
+}
+
+int ebb_init_slow(void)
+{
+	if (ebb_likely(atomic_load_explicit(&ebb_inited, memory_order_acquire) == 2))
+		return 0;
+	unsigned me = os_gettid();
+	int expect = 0;
+	if (atomic_compare_exchange_strong_explicit(&ebb_inited, &expect, 1,
+						    memory_order_acq_rel, memory_order_acquire)) {
+		atomic_store_explicit(&init_owner, me, memory_order_relaxed);
+		init_phase1();
+		atomic_store_explicit(&ebb_inited, 2, memory_order_release);
+	} else {
+		ebb_check(atomic_load_explicit(&init_owner, memory_order_relaxed) != me);
+		while (atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2)
+			sched_yield();
+	}
+	int zero = 0;
+	if (atomic_load_explicit(&init_owner, memory_order_relaxed) == me &&
+	    atomic_compare_exchange_strong_explicit(&init_phase2, &zero, 1,
+						    memory_order_acq_rel, memory_order_relaxed))
+		init_phase2_run();
+	return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+static arena_t *direct_arena(tcache_t *tc)
+{
+	if (tc->arena)
+		return tc->arena;
+	unsigned cpu = 0;
+	os_getcpu(&cpu);
+	return arena_pick(topo_node_of_cpu(cpu), cpu);
+}
+
+static void *alloc_direct(tcache_t *tc, unsigned cls)
+{
+	arena_t *a = direct_arena(tc);
+	if (cls > NSMALL)
+		return arena_alloc_large(a, cls, 0);
+	void *p;
+	return arena_alloc_small(a, cls, &p, 1) ? p : NULL;
+}
+
+static void *alloc_huge(size_t size, size_t align)
+{
+	huge_t *h = huge_alloc(size, align);
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return h->addr;
+}
+
+static void slow_tick(tcache_t *tc)
+{
+	/* the idle clock: a cache is idle when its owner has not been here
+	 * for tcache_idle_ms (one vDSO clock read per slow path) */
+	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
+	if (atomic_load_explicit(&tc->idle_flushed, memory_order_relaxed))
+		atomic_store_explicit(&tc->idle_flushed, 0, memory_order_relaxed);
+	if (++tc->slow_events % SLOW_TICK)
+		return;
+	if (opt_stats_file[0])
+		reclaim_ensure_thread();	/* the thread keeps the stats file */
+	if (nnodes > 1) {
+		unsigned cpu;
+		if (os_getcpu(&cpu) == 0)
+			tcache_set_node(tc, topo_node_of_cpu(cpu));
+	}
+	tcache_gc_tick(tc);
+}
+
+/* ---- malloc ------------------------------------------------------------------------- */
+void *refill_malloc_slow(tcache_t *tc, size_t size)
+{
+	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))
+		ebb_init_slow();
+	if (size > LARGE_MAX)
+		return alloc_huge(size, 0);
+	if (tc->state == TC_UNINIT)
+		tcache_init(tc);
+	unsigned cls = sizeclass_of(size);
+	void *p;
+	if (tc->state != TC_ACTIVE) {
+		p = alloc_direct(tc, cls);
+		goto out;
+	}
+	slow_tick(tc);
+	tbin_t *b = &tc->bins[cls];
+	size_t csize = sizeclass_info[cls].size;
+	if (b->head) {
+		void **q = b->head;
+		b->head = q[0];
+		b->count--;
+		q[1] = NULL;
+		tc->room += (int64_t)csize;
+		return q;
+	}
+	b->low = 0;
+	if (cls > NSMALL || b->max == 0) {
+		p = alloc_direct(tc, cls);
+		goto out;
+	}
+	void *blocks[256];
+	unsigned want = b->batch;
+	if (want > 256)
+		want = 256;
+	if ((int64_t)(want * csize) > tc->room)
+		want = tc->room > (int64_t)csize ? (unsigned)(tc->room / (int64_t)csize) : 1;
+	unsigned got = arena_alloc_small(tc->arena, cls, blocks, want);
+	if (got == 0) {
+		/* out of memory: give back what the other bins hold, retry once */
+		tcache_flush_all(tc);
+		got = arena_alloc_small(tc->arena, cls, blocks, 1);
+		if (got == 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	for (unsigned i = got; i-- > 1;) {
+		void **q = blocks[i];
+		q[0] = b->head;
+		q[1] = NULL;
+		b->head = q;
+	}
+	b->count += got - 1;
+	tc->room -= (int64_t)((got - 1) * csize);
+	return blocks[0];
+out:
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+/* ---- free ---------------------------------------------------------------------------- */
+static int bin_contains(tbin_t *b, void *p)
+{
+	for (void **q = b->head; q; q = q[0])
+		if (q == p)
+			return 1;
+	return 0;
+}
+
+void refill_free_slow(tcache_t *tc, void *p)
+{
+	if (!p)
+		return;
+	uintptr_t e = rtree_get(p);
+	if (e == 0)
+		ebb_fatal_ptr("free", "invalid pointer", p);
+	if (!(e & 1)) {
+		huge_t *h = (huge_t *)e;
+		if (h->addr != p)
+			ebb_fatal_ptr("free", "invalid pointer", p);
+		huge_free(h);
+		return;
+	}
+	chunk_t *c = chunk_of(p);
+	size_t pg = chunk_page_of(c, p);
+	unsigned cls = c->page_cls[pg];
+	if (cls == 0)
+		ebb_fatal_ptr("free", "invalid pointer", p);
+	const struct class_info *ci = &sizeclass_info[cls];
+	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
+	if ((size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size != off)
+		ebb_fatal_ptr("free", "invalid pointer", p);
+	if (((uintptr_t *)p)[1] == tcache_key) {
+		/* cached blocks carry the key: is p in our cache already, or
+		 * back in its slab? Otherwise the key was a coincidence or
+		 * another thread's cache holds it (not detectable cheaply). */
+		if (tc->state == TC_ACTIVE && bin_contains(&tc->bins[cls], p))
+			ebb_fatal_ptr("free", "double free", p);
+		arena_check_block(p, "free");
+	}
+	if (tc->state != TC_ACTIVE || c->node != tc->node || tc->bins[cls].max == 0) {
+		if (c->node != tc->node && tc->state == TC_ACTIVE) {
+			pthread_mutex_lock(&c->arena->lock);
+			c->arena->remote_frees++;
+			pthread_mutex_unlock(&c->arena->lock);
+		}
+		((uintptr_t *)p)[1] = 0;
+		arena_dalloc_batch(c->arena, &p, 1);
+		return;
+	}
+	slow_tick(tc);
+	tbin_t *b = &tc->bins[cls];
+	if (b->count >= b->max)
+		tcache_flush_bin(tc, cls, b->max / 2);
+	if (tc->room < (int64_t)ci->size) {
+		/* the cache as a whole is full: drop the coldest half of every bin */
+		for (unsigned k = 1; k <= NCLASS && tc->room < (int64_t)ci->size; k++)
+			if (tc->bins[k].count)
+				tcache_flush_bin(tc, k, tc->bins[k].count / 2);
+		if (tc->room < (int64_t)ci->size) {
+			((uintptr_t *)p)[1] = 0;
+			arena_dalloc_batch(c->arena, &p, 1);
+			return;
+		}
+	}
+	void **q = p;
+	q[0] = b->head;
+	q[1] = (void *)tcache_key;
+	b->head = q;
+	b->count++;
+	tc->room -= (int64_t)ci->size;
+}
+
+/* ---- usable size, aligned, realloc ------------------------------------------------- */
+static size_t usable_checked(const void *p, const char *fn, huge_t **hp)
+{
+	uintptr_t e = rtree_get(p);
+	*hp = NULL;
+	if (e == 0)
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	if (!(e & 1)) {
+		huge_t *h = (huge_t *)e;
+		if (h->addr != p)
+			ebb_fatal_ptr(fn, "invalid pointer", p);
+		*hp = h;
+		return h->map_bytes;
+	}
+	chunk_t *c = chunk_of(p);
+	size_t pg = chunk_page_of(c, p);
+	unsigned cls = c->page_cls[pg];
+	if (cls == 0)
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	const struct class_info *ci = &sizeclass_info[cls];
+	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
+	if ((size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size != off)
+		ebb_fatal_ptr(fn, "invalid pointer", p);
+	return ci->size;
+}
+
+size_t refill_usable_size(const void *p)
+{
+	if (!p)
+		return 0;
+	huge_t *h;
+	return usable_checked(p, "malloc_usable_size", &h);
+}
+
+void *refill_aligned(size_t align, size_t size)
+{
+	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))
+		ebb_init_slow();
+	if (size == 0)
+		size = 1;
+	if (align <= MIN_ALIGN)
+		return ebb_malloc(size);
+	if (size > LARGE_MAX || align >= LARGE_MAX) {
+		if (size > SIZE_MAX - align) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return alloc_huge(size, align);
+	}
+	if (align <= PAGE_SIZE) {
+		/* a class whose size is a multiple of align: its blocks sit at
+		 * multiples of their size from a page-aligned slab start */
+		unsigned cls = sizeclass_of(size > align ? size : align);
+		while (cls <= NSMALL && sizeclass_info[cls].size % align)
+			cls++;
+		return ebb_malloc(sizeclass_info[cls].size);
+	}
+	unsigned cls = sizeclass_of(size > SMALL_MAX ? size : SMALL_MAX + 1);
+	tcache_t *tc = tcache_self();
+	void *p = arena_alloc_large(direct_arena(tc), cls, align);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+void *refill_realloc(void *p, size_t size)
+{
+	if (!p)
+		return ebb_malloc(size);
+	if (size == 0) {
+		/* glibc: realloc(p, 0) frees p and returns NULL */
+		ebb_free(p);
+		return NULL;
+	}
+	huge_t *h;
+	size_t old = usable_checked(p, "realloc", &h);
+	if (h && size > LARGE_MAX) {
+		if (huge_realloc(h, size))
+			return h->addr;
+	} else if (!h && size <= old) {
+		/* same class, or shrinking by less than half: keep it */
+		if (size > LARGE_MAX || sizeclass_of(size) == sizeclass_of(old) || size > old / 2)
+			return p;
+	}
+	void *q = ebb_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < size ? old : size);
+	ebb_free(p);
+	return q;
+}

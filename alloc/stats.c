@@ -1,0 +1,197 @@
+/*
+ * stats.c - statistics: collected from the arenas (under their locks, one
+ * at a time), the huge counters, the thread-cache registry and the reclaim
+ * backend; printed as text or JSON without allocating; kept live in a
+ * mmapped file (EBB_STATS_FILE) by the reclaim thread for tools/ebbstat.
+ *
+ * Figures are a consistent-enough snapshot: each arena is read atomically,
+ * the whole is not (no stop-the-world).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "os.h"
+#include "reclaim.h"
+
+void stats_collect(struct ebb_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->version = EBB_STATS_VERSION;
+	if (atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2) {
+		memcpy(st->backend, "unprobed", 9);
+		return;
+	}
+	st->nnodes = nnodes;
+	for (unsigned i = 0; i < narenas; i++) {
+		arena_t *a = arenas[i];
+		struct ebb_node_stats *ns = &st->node[a->node < EBB_STATS_MAX_NODES ? a->node : 0];
+		pthread_mutex_lock(&a->lock);
+		ns->allocated_bytes += a->alloc_bytes;
+		ns->active_bytes += a->active_pages * PAGE_SIZE;
+		ns->dirty_bytes += a->dirty_pages * PAGE_SIZE;
+		ns->purging_bytes += a->purging_pages * PAGE_SIZE;
+		ns->purged_bytes += a->purged_bytes;
+		ns->mapped_bytes += a->nchunks * CHUNK_SIZE;
+		ns->chunks += a->nchunks;
+		ns->remote_frees += a->remote_frees;
+		pthread_mutex_unlock(&a->lock);
+	}
+	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		struct ebb_node_stats *ns = &st->node[n];
+		st->allocated_bytes += ns->allocated_bytes;
+		st->active_bytes += ns->active_bytes;
+		st->dirty_bytes += ns->dirty_bytes;
+		st->purging_bytes += ns->purging_bytes;
+		st->purged_bytes += ns->purged_bytes;
+		st->mapped_bytes += ns->mapped_bytes;
+		st->chunks += ns->chunks;
+		st->remote_frees += ns->remote_frees;
+	}
+	st->huge_bytes = atomic_load_explicit(&huge_live_bytes, memory_order_relaxed);
+	st->huge_count = atomic_load_explicit(&huge_live_count, memory_order_relaxed);
+	st->allocated_bytes += st->huge_bytes;
+	st->active_bytes += st->huge_bytes;
+	st->mapped_bytes += atomic_load_explicit(&huge_mapped_bytes, memory_order_relaxed);
+	st->tcache_bytes = tcache_stats_bytes(&st->threads);
+	backend_stats_merge(st);
+}
+
+EBB_EXPORT int ebb_stats(struct ebb_stats *out)
+{
+	if (!out)
+		return -1;
+	stats_collect(out);
+	return 0;
+}
+
+/* ---- printing ------------------------------------------------------------------- */
+struct out {
+	int fd;
+	char buf[4096];
+	size_t n;
+};
+
+static void out_flush(struct out *o)
+{
+	os_write_fd(o->fd, o->buf, o->n);
+	o->n = 0;
+}
+
+#define OUT(o, ...) do { \
+	if ((o)->n + 512 > sizeof((o)->buf)) out_flush(o); \
+	(o)->n += (size_t)ebb_snprintf((o)->buf + (o)->n, sizeof((o)->buf) - (o)->n, __VA_ARGS__); \
+} while (0)
+
+#define U(x) ((unsigned long long)(x))
+
+EBB_EXPORT void ebb_stats_print(int fd, int format)
+{
+	struct ebb_stats st;
+	struct out o = { .fd = fd };
+	stats_collect(&st);
+	if (format == 1) {
+		OUT(&o, "{\"version\":%u,\"nnodes\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,"
+			"\"dirty_bytes\":%llu,\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,",
+		    st.version, st.nnodes, U(st.allocated_bytes), U(st.active_bytes), U(st.dirty_bytes),
+		    U(st.purging_bytes), U(st.purged_bytes), U(st.mapped_bytes));
+		OUT(&o, "\"huge_bytes\":%llu,\"huge_count\":%llu,\"tcache_bytes\":%llu,\"chunks\":%llu,"
+			"\"threads\":%llu,\"tcache_flushes\":%llu,\"remote_frees\":%llu,",
+		    U(st.huge_bytes), U(st.huge_count), U(st.tcache_bytes), U(st.chunks), U(st.threads),
+		    U(st.tcache_flushes), U(st.remote_frees));
+		OUT(&o, "\"purge_batches\":%llu,\"purge_syscalls\":%llu,\"purge_ranges\":%llu,"
+			"\"backend\":\"%s\",\"backend_fallbacks\":%llu,\"purge_batch_lat_us_log2\":[",
+		    U(st.purge_batches), U(st.purge_syscalls), U(st.purge_ranges), st.backend,
+		    U(st.backend_fallbacks));
+		for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+			OUT(&o, "%s%llu", i ? "," : "", U(st.purge_batch_lat[i]));
+		OUT(&o, "],\"nodes\":[");
+		for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
+			const struct ebb_node_stats *ns = &st.node[n];
+			OUT(&o, "%s{\"node\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,\"dirty_bytes\":%llu,"
+				"\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,"
+				"\"remote_frees\":%llu}",
+			    n ? "," : "", n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
+			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->mapped_bytes), U(ns->chunks),
+			    U(ns->remote_frees));
+		}
+		OUT(&o, "]}\n");
+	} else {
+		OUT(&o, "ebbmalloc stats (%u node(s), backend %s)\n", st.nnodes, st.backend);
+		OUT(&o, "  allocated %12llu  active %12llu  mapped %12llu\n", U(st.allocated_bytes),
+		    U(st.active_bytes), U(st.mapped_bytes));
+		OUT(&o, "  dirty     %12llu  purging %11llu  purged %12llu\n", U(st.dirty_bytes),
+		    U(st.purging_bytes), U(st.purged_bytes));
+		OUT(&o, "  tcache    %12llu  threads %11llu  huge   %12llu (%llu)\n", U(st.tcache_bytes),
+		    U(st.threads), U(st.huge_bytes), U(st.huge_count));
+		OUT(&o, "  purge batches %llu, syscalls %llu, ranges %llu, fallbacks %llu\n",
+		    U(st.purge_batches), U(st.purge_syscalls), U(st.purge_ranges), U(st.backend_fallbacks));
+		for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
+			const struct ebb_node_stats *ns = &st.node[n];
+			OUT(&o, "  node %u: allocated %llu active %llu dirty %llu purged %llu chunks %llu remote_frees %llu\n",
+			    n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
+			    U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees));
+		}
+	}
+	out_flush(&o);
+}
+
+void stats_print_at_exit(void)
+{
+	ebb_stats_print(2, 0);
+}
+
+/* ---- the live stats file ------------------------------------------------------- */
+static struct ebb_stats_file *sfile;
+static uint64_t sfile_last_ns;
+static int sfile_failed;
+
+void stats_file_refresh(void)
+{
+	if (!opt_stats_file[0] || sfile_failed)
+		return;
+	uint64_t now = os_now_ns();
+	if (sfile && now - sfile_last_ns < 100000000ull)
+		return;
+	sfile_last_ns = now;
+	if (!sfile) {
+		char path[300];
+		size_t k = 0;
+		for (const char *s = opt_stats_file; *s && k + 24 < sizeof(path); s++) {
+			if (s[0] == '%' && s[1] == 'p') {
+				k += (size_t)ebb_snprintf(path + k, sizeof(path) - k, "%d", (int)getpid());
+				s++;
+			} else {
+				path[k++] = *s;
+			}
+		}
+		path[k] = 0;
+		void *p;
+		int r = os_map_file(path, sizeof(struct ebb_stats_file), &p);
+		if (r) {
+			ebb_message("cannot create stats file %s (errno %d); live stats off", path, -r);
+			sfile_failed = 1;
+			return;
+		}
+		sfile = p;
+		sfile->pid = (uint64_t)getpid();
+		atomic_store_explicit((_Atomic uint64_t *)&sfile->magic, EBB_STATS_FILE_MAGIC,
+				      memory_order_release);
+	}
+	struct ebb_stats st;
+	stats_collect(&st);
+	_Atomic uint64_t *seq = (_Atomic uint64_t *)&sfile->seq;
+	uint64_t s0 = atomic_load_explicit(seq, memory_order_relaxed);
+	atomic_store_explicit(seq, s0 + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(&sfile->stats, &st, sizeof(st));
+	sfile->updated_ns = now;
+	atomic_store_explicit(seq, s0 + 2, memory_order_release);
+}
+
+void stats_file_atfork_child(void)
+{
+	/* the parent's file is shared with us: leave it to the parent */
+	sfile = NULL;
+	sfile_failed = 0;
+}

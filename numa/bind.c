@@ -1,0 +1,38 @@
+/*
+ * bind.c - binding a chunk's pages to its node before first touch.
+ *
+ * mbind(MPOL_PREFERRED) on the whole chunk right after it is mapped: pages
+ * fault in on the preferred node, and fall back to another node rather
+ * than fail when that node is full (MPOL_BIND would turn a full node into
+ * SIGBUS/OOM inside malloc). Fake nodes (EBB_NUMA_FAKE) are not bound.
+ * Failure is advisory: warned once, counted, and the chunk is used anyway.
+ */
+#include <errno.h>
+#include <numaif.h>
+
+#include "internal.h"
+
+static _Atomic int warned;
+_Atomic uint64_t bind_failures;
+
+int bind_range(void *addr, size_t len, unsigned node)
+{
+	if (!topo_node_is_real(node))
+		return 0;
+	unsigned kid = topo_kernel_node(node);
+	unsigned long mask[EBB_MAX_NODES / (8 * sizeof(unsigned long)) + 2] = { 0 };
+	if (kid >= 8 * sizeof(mask))
+		return -EINVAL;
+	mask[kid / (8 * sizeof(unsigned long))] = 1ul << (kid % (8 * sizeof(unsigned long)));
+	int saved = errno;
+	long r = mbind(addr, len, MPOL_PREFERRED, mask, 8 * sizeof(mask), 0);
+	int e = r ? errno : 0;
+	errno = saved;
+	if (e) {
+		atomic_fetch_add_explicit(&bind_failures, 1, memory_order_relaxed);
+		if (!atomic_exchange_explicit(&warned, 1, memory_order_relaxed))
+			ebb_message("mbind to node %u failed (errno %d); chunks stay unbound", kid, e);
+		return -e;
+	}
+	return 0;
+}

@@ -1,0 +1,292 @@
+/*
+ * thread.c - reclaim policy: decay, the dirty cap, the reclaim thread,
+ * malloc_trim and ebb_reclaim.
+ *
+ * A pass walks the arenas; from each it takes a batch of its oldest dirty
+ * runs (arena_purge_take: they become PURGING, no lock is held after it
+ * returns), purges the batch through the backend (one submit or one
+ * process_madvise per batch), and completes it (arena_purge_done: CLEAN).
+ * A run is taken when it has been dirty for decay_ms, or at once while
+ * dirty memory exceeds its cap (dirty_cap_pct of active memory, at least
+ * 4 MiB), oldest first.
+ *
+ * The reclaim thread is started lazily, from the first free that leaves a
+ * dirty run (never under a lock, never in a process that frees nothing).
+ * It sleeps on a futex: while dirty memory exists it wakes every decay/4
+ * (5 ms .. 1 s); with nothing dirty its interval doubles from 10 ms up to
+ * 10 s, and a free that creates dirty memory while it is in that state, or
+ * that crosses the cap, wakes it. malloc_trim asks it for a forced pass
+ * and waits for the answer, so that with EBB_RECLAIM=thread the purge
+ * syscalls are made by the reclaim thread only (invariant 2).
+ *
+ * EBB_RECLAIM=inline: the freeing thread runs a pass when the cap is
+ * crossed or decay/4 has passed since the last pass. EBB_RECLAIM=off: only
+ * malloc_trim and ebb_reclaim purge.
+ *
+ * Threads: passes are serialised by pass_lock. In a fork child the thread
+ * does not exist: it is started again lazily, and the backend gets a ring
+ * of the child's own (backend.c).
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "os.h"
+#include "reclaim.h"
+
+static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct iovec pass_iov[RECLAIM_BATCH_MAX];
+
+static _Atomic int thread_state;	/* 0 none, 1 starting, 2 running */
+static _Atomic uint32_t wake_word;	/* futex: bumped to wake the thread */
+static _Atomic int idle_sleep;		/* thread is in its no-dirty backoff sleep */
+static _Atomic uint32_t trim_req, trim_done;	/* futex: trim requests served */
+static _Atomic uint64_t trim_result;
+static _Atomic uint64_t last_inline_ns;
+static _Atomic pid_t reclaim_tid;
+
+#define CAP_FLOOR_PAGES ((4u << 20) / PAGE_SIZE)
+
+static void futex_wake(_Atomic uint32_t *w)
+{
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+static void futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t timeout_ns)
+{
+	struct timespec ts = { (time_t)(timeout_ns / 1000000000ull), (long)(timeout_ns % 1000000000ull) };
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, val, timeout_ns ? &ts : NULL, NULL, 0);
+}
+
+static size_t cap_pages(void)
+{
+	size_t active = atomic_load_explicit(&active_total_pages, memory_order_relaxed);
+	size_t cap = active * (size_t)opt(OPT_dirty_cap_pct) / 100;
+	return cap < CAP_FLOOR_PAGES ? CAP_FLOOR_PAGES : cap;
+}
+
+/* One pass over all arenas. Returns bytes purged. */
+static size_t pass(int force, size_t budget)
+{
+	if (atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2)
+		return 0;
+	int advice = opt(OPT_purge) == PURGE_FREE ? RECLAIM_FREE : RECLAIM_DONTNEED;
+	uint64_t decay_ns = (uint64_t)opt(OPT_decay_ms) * 1000000ull;
+	size_t total = 0;
+	pthread_mutex_lock(&pass_lock);
+	backend_select((int)opt(OPT_reclaim_backend));
+	uint64_t now = os_now_ns();
+	size_t dirty = atomic_load_explicit(&dirty_total_pages, memory_order_relaxed);
+	size_t cap = cap_pages();
+	size_t excess = dirty > cap ? dirty - cap : 0;
+	for (unsigned i = 0; i < narenas; i++) {
+		arena_t *a = arenas[i];
+		for (;;) {
+			unsigned max = RECLAIM_BATCH_MAX;
+			unsigned n = arena_purge_take(a, now, decay_ns, excess, force, pass_iov, max);
+			if (n == 0)
+				break;
+			ssize_t r = backend_purge(pass_iov, n, advice);
+			size_t bytes = 0;
+			for (unsigned k = 0; k < n; k++)
+				bytes += pass_iov[k].iov_len;
+			arena_purge_done(a, pass_iov, n, r >= 0);
+			if (r >= 0)
+				total += bytes;
+			size_t pages = bytes / PAGE_SIZE;
+			excess = excess > pages ? excess - pages : 0;
+			if ((budget && total >= budget) || n < max)
+				break;
+		}
+		if (budget && total >= budget)
+			break;
+	}
+	pthread_mutex_unlock(&pass_lock);
+	return total;
+}
+
+size_t reclaim_run(int force, size_t budget_bytes)
+{
+	return pass(force, budget_bytes);
+}
+
+/* ---- the reclaim thread ------------------------------------------------------- */
+static void *reclaim_main(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	atomic_store_explicit(&reclaim_tid, (pid_t)os_gettid(), memory_order_relaxed);
+	tcache_idle_protocol_init();
+	uint64_t idle_ms = 10;
+	for (;;) {
+		uint32_t seen = atomic_load_explicit(&wake_word, memory_order_acquire);
+		uint32_t req = atomic_load_explicit(&trim_req, memory_order_acquire);
+		if (req != atomic_load_explicit(&trim_done, memory_order_relaxed)) {
+			size_t got = pass(1, 0);
+			atomic_store_explicit(&trim_result, got, memory_order_relaxed);
+			atomic_store_explicit(&trim_done, req, memory_order_release);
+			futex_wake(&trim_done);
+		} else {
+			pass(0, 0);
+		}
+		stats_file_refresh();
+		uint64_t sleep_ns;
+		if (atomic_load_explicit(&dirty_total_pages, memory_order_relaxed) > 0) {
+			uint64_t q = (uint64_t)opt(OPT_decay_ms) / 4;
+			sleep_ns = (q < 5 ? 5 : q > 1000 ? 1000 : q) * 1000000ull;
+			idle_ms = 10;
+		} else {
+			sleep_ns = idle_ms * 1000000ull;
+			idle_ms = idle_ms * 2 > 10000 ? 10000 : idle_ms * 2;
+			atomic_store_explicit(&idle_sleep, 1, memory_order_release);
+		}
+		if (opt_stats_file[0] && sleep_ns > 100000000ull)
+			sleep_ns = 100000000ull;
+		uint64_t idle_flush = (uint64_t)opt(OPT_tcache_idle_ms) * 1000000ull / 2;
+		if (idle_flush && sleep_ns > idle_flush)
+			sleep_ns = idle_flush;
+		if (atomic_load_explicit(&trim_req, memory_order_acquire) ==
+		    atomic_load_explicit(&trim_done, memory_order_relaxed))
+			futex_wait(&wake_word, seen, sleep_ns);
+		atomic_store_explicit(&idle_sleep, 0, memory_order_relaxed);
+		tcache_idle_scan(os_now_ns());
+	}
+	return NULL;
+}
+
+static void reclaim_start(void)
+{
+	int expect = 0;
+	if (!atomic_compare_exchange_strong_explicit(&thread_state, &expect, 1,
+						     memory_order_acq_rel, memory_order_relaxed))
+		return;
+	pthread_attr_t attr;
+	pthread_t th;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	/* pthread_create allocates (TLS, DTV): we hold no lock here, and
+	 * thread_state is 1, so those mallocs cannot start a second thread. */
+	int r = pthread_create(&th, &attr, reclaim_main, NULL);
+	pthread_attr_destroy(&attr);
+	if (r) {
+		if (opt(OPT_verbose))
+			ebb_message("cannot start the reclaim thread (errno %d); purging inline", r);
+		atomic_store_explicit(&opt_values[OPT_reclaim], RECLAIM_INLINE, memory_order_relaxed);
+		atomic_store_explicit(&thread_state, 0, memory_order_release);
+		return;
+	}
+	pthread_setname_np(th, "ebb-reclaim");
+	atomic_store_explicit(&thread_state, 2, memory_order_release);
+}
+
+void reclaim_ensure_thread(void)
+{
+	if (opt(OPT_reclaim) == RECLAIM_THREAD &&
+	    atomic_load_explicit(&thread_state, memory_order_relaxed) == 0)
+		reclaim_start();
+}
+
+static void wake(void)
+{
+	atomic_fetch_add_explicit(&wake_word, 1, memory_order_release);
+	futex_wake(&wake_word);
+}
+
+void reclaim_notify(size_t dirty_bytes, size_t active_bytes)
+{
+	(void)active_bytes;
+	int mode = (int)opt(OPT_reclaim);
+	if (mode == RECLAIM_OFF)
+		return;
+	size_t dirty = atomic_load_explicit(&dirty_total_pages, memory_order_relaxed);
+	int over = dirty > cap_pages();
+	if (mode == RECLAIM_INLINE) {
+		uint64_t now = os_now_ns();
+		uint64_t last = atomic_load_explicit(&last_inline_ns, memory_order_relaxed);
+		uint64_t q = (uint64_t)opt(OPT_decay_ms) * 250000ull;
+		if (over || now - last >= q) {
+			atomic_store_explicit(&last_inline_ns, now, memory_order_relaxed);
+			pass(0, 0);
+		}
+		return;
+	}
+	(void)dirty_bytes;
+	int st = atomic_load_explicit(&thread_state, memory_order_acquire);
+	if (st == 0) {
+		reclaim_start();
+		return;
+	}
+	if (st == 2 && (over || atomic_load_explicit(&idle_sleep, memory_order_acquire)))
+		wake();
+}
+
+/* ---- public control ------------------------------------------------------------- */
+EBB_EXPORT int ebb_malloc_trim(size_t pad)
+{
+	(void)pad;
+	ebb_init_slow();
+	ebb_thread_idle();
+	size_t got;
+	reclaim_ensure_thread();
+	if (opt(OPT_reclaim) == RECLAIM_THREAD &&
+	    atomic_load_explicit(&thread_state, memory_order_acquire) == 2 &&
+	    (pid_t)os_gettid() != atomic_load_explicit(&reclaim_tid, memory_order_relaxed)) {
+		/* let the reclaim thread do it, and wait for its answer */
+		uint32_t ticket = atomic_fetch_add_explicit(&trim_req, 1, memory_order_acq_rel) + 1;
+		wake();
+		for (;;) {
+			uint32_t done = atomic_load_explicit(&trim_done, memory_order_acquire);
+			if ((int32_t)(done - ticket) >= 0)
+				break;
+			futex_wait(&trim_done, done, 100000000ull);
+		}
+		got = atomic_load_explicit(&trim_result, memory_order_relaxed);
+	} else {
+		got = pass(1, 0);
+	}
+	return got > 0;
+}
+
+EBB_EXPORT size_t ebb_reclaim(size_t budget_bytes)
+{
+	ebb_init_slow();
+	return pass(1, budget_bytes);
+}
+
+EBB_EXPORT void ebb_thread_idle(void)
+{
+	tcache_t *tc = tcache_self();
+	tcache_enter(tc);
+	if (tc->state == TC_ACTIVE)
+		tcache_flush_all(tc);
+	tcache_exit(tc);
+}
+
+/* ---- fork ------------------------------------------------------------------------- */
+void reclaim_atfork_prepare(void)
+{
+	pthread_mutex_lock(&pass_lock);
+}
+
+void reclaim_atfork_parent(void)
+{
+	pthread_mutex_unlock(&pass_lock);
+}
+
+void reclaim_atfork_child(void)
+{
+	pthread_mutex_init(&pass_lock, NULL);
+	atomic_store_explicit(&thread_state, 0, memory_order_relaxed);
+	atomic_store_explicit(&idle_sleep, 0, memory_order_relaxed);
+	atomic_store_explicit(&trim_req, 0, memory_order_relaxed);
+	atomic_store_explicit(&trim_done, 0, memory_order_relaxed);
+	atomic_store_explicit(&reclaim_tid, 0, memory_order_relaxed);
+	stats_file_atfork_child();
+}
