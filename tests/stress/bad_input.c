@@ -485,13 +485,13 @@ static int run_case(const struct bcase *c, const char *alloc)
 	int bad = judge(c, st, o, e, alloc);
 	if (bad < 0)	/* not applicable to this allocator: said why */
 		return 0;
+	if (!bad)
+		printf("ok   %s%s\n", c->name, c->kind == RETURNS ? "" : WIFSIGNALED(st) ? " (SIGABRT)" : "");
 	if (bad || getenv("BAD_INPUT_VERBOSE")) {
 		if (*o)
 			printf("     stdout: %s", o);
 		if (*e)
 			printf("     stderr: %s", e);
-	} else {
-		printf("ok   %s%s\n", c->name, c->kind == RETURNS ? "" : WIFSIGNALED(st) ? " (SIGABRT)" : "");
 	}
 	return bad;
 }

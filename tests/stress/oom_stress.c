@@ -169,6 +169,28 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* VmSize and VmRSS lines of /proc/self/status, for failure messages. */
+static const char *vm_status(void)
+{
+	static char out[128];
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+	size_t n = 0;
+
+	out[0] = 0;
+	if (!f)
+		return "?";
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmSize:", 7) || !strncmp(line, "VmRSS:", 6)) {
+			line[strcspn(line, "\n")] = 0;
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", n ? ", " : "", line);
+			if (n >= sizeof(out))
+				break;
+		}
+	fclose(f);
+	return out;
+}
+
 /* Phase 2: exhaust with 1 MiB blocks, then with 64-byte blocks. */
 static void exhaust(void)
 {
@@ -251,7 +273,7 @@ int main(void)
 		unsigned char *p = malloc(n);
 		void *v[10000];
 		if (!p) {
-			FAIL("after freeing everything, malloc(256 MiB) still fails (errno %d)", errno);
+			FAIL("after freeing everything, malloc(256 MiB) still fails (errno %d; %s)", errno, vm_status());
 		} else {
 			for (size_t off = 0; off < n; off += STRIDE)
 				p[off] = (unsigned char)off;
