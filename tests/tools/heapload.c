@@ -53,6 +53,7 @@ static void *worker(void *arg)
 		if (!s->blocks[i])
 			abort();
 		memset(s->blocks[i], (int)(i & 0xff), PIECE);
+		__asm__ volatile("" : : "r"(s->blocks[i]) : "memory");
 	}
 	pthread_barrier_wait(&barrier);	/* all alive together */
 	pthread_barrier_wait(&barrier);	/* main has looked */
@@ -158,6 +159,8 @@ int main(int argc, char **argv)
 		if (!p)
 			return 1;
 		memset(p, 0x5a, bytes);
+		/* p escapes: the compiler may not drop the malloc/memset/free */
+		__asm__ volatile("" : : "r"(p) : "memory");
 		printf(hold ? "ready\n" : "touched\n");
 		fflush(stdout);
 		if (hold)

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# test_doctor.sh - ebb-doctor on real processes.
+#
+# glibc: heapload starts 32 threads that each malloc 2 MiB in 256-byte
+# pieces while all alive, which makes glibc create arenas (8 x CPUs at most).
+# heapload itself reports how many distinct 64 MiB heaps its threads' blocks
+# live in (from its own pointers): ebb-doctor must find exactly that many
+# glibc arena heaps, with their RSS, with and without reading heap headers,
+# and recommend ebbrun / MALLOC_ARENA_MAX. With MALLOC_ARENA_MAX=2 it must
+# find one. Under jemalloc, tcmalloc, mimalloc (LD_PRELOAD; each checked when
+# its library is installed) and ebbmalloc it must name that allocator and
+# find no glibc arena heaps.
+. "$(dirname "$0")/lib.sh"
+
+check "--help exits 0 with usage" bash -c "'$DOCTOR' --help | grep -q '^usage: ebb-doctor'"
+
+# glibc with many arenas
+start_held g "$HEAPLOAD" arenas 32 2048
+pid=$HELD_PID
+if wait_line "$T/g.out" '^ready'; then
+	heaps=$(sed -n 's/^ready heaps=\([0-9]*\) .*/\1/p' "$T/g.out")
+	inarenas=$(sed -n 's/.*in_arenas=\([0-9]*\).*/\1/p' "$T/g.out")
+	echo "heapload: $heaps arena heaps, $inarenas threads in them"
+	"$DOCTOR" --json $pid > "$T/g.json"
+	"$DOCTOR" --json --shape-only $pid > "$T/gs.json"
+	"$DOCTOR" $pid > "$T/g.txt"
+	[ "$(jstr "$T/g.json" allocator)" = glibc ] && ok "allocator glibc" || fail "allocator '$(jstr "$T/g.json" allocator)'"
+	[ "${heaps:-0}" -ge 2 ] && ok "heapload made $heaps arena heaps" || fail "heapload made only '$heaps' arena heaps"
+	n=$(jnum "$T/g.json" arena_heaps)
+	[ "$n" = "$heaps" ] && ok "ebb-doctor finds $n arena heaps" || fail "ebb-doctor found '$n' arena heaps, heapload has $heaps"
+	n=$(jnum "$T/gs.json" arena_heaps)
+	[ "$n" = "$heaps" ] && ok "--shape-only finds $n arena heaps" || fail "--shape-only found '$n', want $heaps"
+	n=$(jnum "$T/g.json" arenas)
+	[ "$n" = "$heaps" ] && ok "$n arenas (one heap each)" || fail "arenas '$n', want $heaps"
+	rss=$(jnum "$T/g.json" arena_heaps_rss_kib)
+	want=$((inarenas * 2048))
+	[ "${rss:-0}" -ge "$want" ] && ok "arena heaps RSS $rss KiB >= $want KiB touched in them" \
+		|| fail "arena heaps RSS '$rss' KiB < $want KiB"
+	grep -q "glibc arena heaps: $heaps in $heaps arenas" "$T/g.txt" && ok "text names the heaps" || fail "text: $(grep 'arena heaps' "$T/g.txt")"
+	grep -q "^finding: $heaps glibc arena heaps hold" "$T/g.txt" && grep -q '^try: ebbrun -- .*heapload arenas 32 2048' "$T/g.txt" \
+		&& grep -q 'MALLOC_ARENA_MAX=2' "$T/g.txt" && ok "finding and recommendation" \
+		|| { fail "no finding/recommendation"; cat "$T/g.txt"; }
+else
+	fail "heapload arenas never got ready: $(cat "$T/g.err")"
+fi
+end_held g $pid
+
+# MALLOC_ARENA_MAX=2: the main arena and one more
+start_held m env MALLOC_ARENA_MAX=2 "$HEAPLOAD" arenas 16 256
+pid=$HELD_PID
+if wait_line "$T/m.out" '^ready'; then
+	heaps=$(sed -n 's/^ready heaps=\([0-9]*\) .*/\1/p' "$T/m.out")
+	"$DOCTOR" --json $pid > "$T/m.json"
+	n=$(jnum "$T/m.json" arena_heaps)
+	[ "$heaps" = 1 ] && [ "$n" = 1 ] && ok "MALLOC_ARENA_MAX=2: 1 arena heap" || fail "MALLOC_ARENA_MAX=2: heapload $heaps, doctor '$n'"
+	[ "$(jnum "$T/m.json" arena_limit)" = 2 ] && ok "arena limit read from MALLOC_ARENA_MAX" || fail "arena_limit $(jnum "$T/m.json" arena_limit)"
+else
+	fail "heapload (MALLOC_ARENA_MAX=2) never got ready"
+fi
+end_held m $pid
+
+# other allocators, preloaded
+checked=0
+for spec in jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4 mimalloc:libmimalloc.so.2; do
+	name=${spec%%:*}; lib=$LIBDIR/${spec#*:}
+	if [ ! -e "$lib" ]; then echo "note: $lib not installed, $name not checked"; continue; fi
+	checked=$((checked + 1))
+	start_held "$name" env LD_PRELOAD="$lib" "$HEAPLOAD" arenas 8 512
+	pid=$HELD_PID
+	if wait_line "$T/$name.out" '^ready'; then
+		"$DOCTOR" --json $pid > "$T/$name.json"
+		"$DOCTOR" $pid > "$T/$name.txt"
+		a=$(jstr "$T/$name.json" allocator); n=$(jnum "$T/$name.json" arena_heaps)
+		[ "$a" = "$name" ] && [ "$n" = 0 ] && grep -q '"preloaded": true' "$T/$name.json" \
+			&& grep -q "^finding: $name serves malloc" "$T/$name.txt" \
+			&& ok "$name: allocator $a, preloaded, 0 glibc arena heaps" || fail "$name: allocator '$a', arena heaps '$n'"
+	else
+		fail "heapload under $name never got ready: $(cat "$T/$name.err")"
+	fi
+	end_held "$name" $pid
+done
+[ $checked -gt 0 ] || echo "note: no jemalloc/tcmalloc/mimalloc installed (apt-get install libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)"
+
+# ebbmalloc, through ebbrun
+if [ -e "$B/libebbmalloc.so" ]; then
+	start_held e "$EBBRUN" -- "$HEAPLOAD" arenas 8 512
+	pid=$HELD_PID
+	if wait_line "$T/e.out" '^ready'; then
+		"$DOCTOR" --json $pid > "$T/e.json"
+		a=$(jstr "$T/e.json" allocator); n=$(jnum "$T/e.json" arena_heaps)
+		[ "$a" = ebbmalloc ] && [ "$n" = 0 ] && ok "ebbmalloc: allocator $a, 0 glibc arena heaps" || fail "ebbmalloc: allocator '$a', arena heaps '$n'"
+	else
+		fail "heapload under ebbmalloc never got ready: $(cat "$T/e.err")"
+	fi
+	end_held e $pid
+else
+	fail "$B/libebbmalloc.so does not exist (run make lib)"
+fi
+
+# errors
+"$DOCTOR" 999999999 2> "$T/err"; rc=$?
+[ $rc != 0 ] && ok "bad pid refused (rc $rc)" || fail "bad pid: rc 0"
+"$DOCTOR" 2> /dev/null; [ $? = 2 ] && ok "no pid: usage" || fail "no pid: not rc 2"
+finish
