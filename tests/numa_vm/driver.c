@@ -769,8 +769,8 @@ static void case_d(const struct node *N)
 	    p.rss2 / MIB, p.trim_rc, fell / MIB, need / MIB, ok ? "ok" : "FAIL");
 #ifdef NUMAVM_EBB
 	ebb_stats(&st1);
-	say("numavm: info ebbmalloc purge backend '%.*s', purged %.1f MiB during case d (node %d: %.1f MiB)",
-	    (int)sizeof(st1.backend), st1.backend,
+	say("numavm: info ebbmalloc purge backend '%.*s' (%llu fallbacks so far), purged %.1f MiB during case d (node %d: %.1f MiB)",
+	    (int)sizeof(st1.backend), st1.backend, (unsigned long long)st1.backend_fallbacks,
 	    (st1.purged_bytes - st0.purged_bytes) / MIB, N->id,
 	    N->id < EBB_STATS_MAX_NODES ?
 	    (st1.node[N->id].purged_bytes - st0.node[N->id].purged_bytes) / MIB : 0.0);
@@ -841,15 +841,9 @@ static int check_malloc_is_ebbmalloc(void)
 		say("numavm: FAIL: malloc in this static binary is not ebbmalloc's (libebbmalloc.a did not replace it)");
 		return -1;
 	}
-	len = sizeof(numa);
-	if (ebb_ctl("numa", numa, &len, NULL, 0) != 0) {
-		len = sizeof(v);
-		if (ebb_ctl("numa", &v, &len, NULL, 0) == 0)
-			snprintf(numa, sizeof(numa), "%llu", (unsigned long long)v);
-		else
-			snprintf(numa, sizeof(numa), "unknown");
-	}
-	numa[sizeof(numa) - 1] = '\0';
+	len = sizeof(v);	/* a T_BOOL option: read as a uint64_t */
+	if (ebb_ctl("numa", &v, &len, NULL, 0) == 0)
+		snprintf(numa, sizeof(numa), "%s", v ? "on" : "off");
 	len = sizeof(v);
 	if (ebb_ctl("tcache_max_bytes", &v, &len, NULL, 0) == 0 && len == sizeof(v)) {
 		if (v > warm_class_bytes)

@@ -18,10 +18,10 @@
 # cannot start here (no qemu, no static busybox, no kernel package); the
 # last line then says why. Never 0 without a boot.
 #
-# Environment: NUMA_VM_CACHE (kernel cache dir; default
+# Environment: NUMA_VM_QEMU (the qemu binary), NUMA_VM_CACHE (kernel cache dir; default
 # /var/cache/ebbmalloc-numa-vm if writable, else build/numa_vm/cache),
 # NUMA_VM_WORK (scratch, default build/numa_vm), NUMA_VM_ACCEL=kvm|tcg
-# (force), NUMA_VM_TIMEOUT (seconds per boot, default 150),
+# (force), NUMA_VM_KERNEL=bzimage (boot vmlinuz, not the PVH vmlinux), NUMA_VM_TIMEOUT (seconds per boot, default 150),
 # NUMA_VM_ENV ("EBB_NUMA=on EBB_VERBOSE=1": passed to the drivers through
 # the kernel command line).
 set -u
@@ -54,7 +54,8 @@ for d in "${drivers[@]}"; do
 done
 
 # ---- tools ------------------------------------------------------------------
-qemu=$(command -v qemu-system-x86_64) ||
+qemu=${NUMA_VM_QEMU:-qemu-system-x86_64}
+qemu=$(command -v "$qemu") ||
 	skip "qemu-system-x86_64 not installed (apt-get install qemu-system-x86 as root)"
 busybox=""
 for b in /bin/busybox /usr/bin/busybox; do
@@ -140,12 +141,13 @@ if ! [ -s "$cache/kernel" ] || ! [ -f "$cache/vmlinuz-$(cut -d' ' -f1 "$cache/ke
 	echo "numa-vm: $why into $cache"
 fi
 kver=$(cut -d' ' -f1 "$cache/kernel")
-if [ -f "$cache/vmlinux-$kver" ]; then
+if [ -f "$cache/vmlinux-$kver" ] && [ "${NUMA_VM_KERNEL:-}" != bzimage ]; then
 	kimage=$cache/vmlinux-$kver
 	kboot="vmlinux (PVH)"
 else
 	kimage=$cache/vmlinuz-$kver
-	kboot="bzImage (no PVH note in the extracted vmlinux)"
+	kboot="bzImage"
+	[ "${NUMA_VM_KERNEL:-}" = bzimage ] || kboot="bzImage (no PVH vmlinux could be extracted)"
 fi
 
 # ---- initramfs ----------------------------------------------------------------
@@ -237,12 +239,12 @@ if ! grep -q 'NUMAVM-BOOTED' "$log"; then
 	[ $qrc = 124 ] && fail "the VM did not reach init within ${tmo}s"
 	fail "the VM did not boot (qemu exit $qrc)"
 fi
-grep -oE '(NUMAVM-BOOTED|numavm:).*' "$log"
+grep -oE '(NUMAVM-BOOTED|NUMAVM-START|NUMAVM-EXIT|numavm:).*' "$log"
 
 bad=0
 for d in "${drivers[@]}"; do
 	name=${d##*/}
-	rc=$(sed -n "s/^NUMAVM-EXIT $name rc=\([0-9]*\)\$/\1/p" "$log" | tail -n 1)
+	rc=$(sed -n "s/^NUMAVM-EXIT $name rc=\([0-9]*\).*/\1/p" "$log" | tail -n 1)
 	if [ -z "$rc" ]; then
 		echo "---- last lines of the console ----"
 		tail -n 20 "$log"
