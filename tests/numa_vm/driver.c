@@ -21,6 +21,7 @@
  *      calls malloc_trim(0): RSS must fall by >= 75 % of it. On 6.1,
  *      process_madvise(MADV_DONTNEED) is EINVAL, so an allocator that
  *      prefers it must fall back for real; the driver reports the probe.
+ *      driver-ebb also checks that ebb_stats() counts that purge on node N.
  * A locality check passes when >= 99 % of the distinct pages are local.
  *
  * Built twice from this file: driver-ebb (-DNUMAVM_EBB, linked statically
@@ -769,6 +770,18 @@ static void case_d(const struct node *N)
 	    p.rss2 / MIB, p.trim_rc, fell / MIB, need / MIB, ok ? "ok" : "FAIL");
 #ifdef NUMAVM_EBB
 	ebb_stats(&st1);
+	if (N->id < EBB_STATS_MAX_NODES && N->id < (int)st1.nnodes) {
+		/* Issue 5: dirty memory is purged and accounted per node. */
+		double node_mib = (st1.node[N->id].purged_bytes - st0.node[N->id].purged_bytes) / MIB;
+
+		ok = node_mib >= need / MIB;
+		nchecks++;
+		nfailed += !ok;
+		say("numavm: case %-8s %d->%d ebb_stats node %d purged %.1f MiB, need >= %.1f %s",
+		    "d stats", N->id, N->id, N->id, node_mib, need / MIB, ok ? "ok" : "FAIL");
+	} else {
+		verdict_fail("d stats", N->id, N->id, "ebb_stats has no entry for this node");
+	}
 	say("numavm: info ebbmalloc purge backend '%.*s' (%llu fallbacks so far), purged %.1f MiB during case d (node %d: %.1f MiB)",
 	    (int)sizeof(st1.backend), st1.backend, (unsigned long long)st1.backend_fallbacks,
 	    (st1.purged_bytes - st0.purged_bytes) / MIB, N->id,
