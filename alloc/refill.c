@@ -226,6 +226,7 @@ void *refill_malloc_slow(tcache_t *tc, size_t size)
 	}
 	b->count += got - 1;
 	tc->room -= (int64_t)((got - 1) * csize);
+	((void **)blocks[0])[1] = NULL;
 	return blocks[0];
 out:
 	if (!p)
@@ -259,8 +260,13 @@ void refill_free_slow(tcache_t *tc, void *p)
 	chunk_t *c = chunk_of(p);
 	size_t pg = chunk_page_of(c, p);
 	unsigned cls = c->page_cls[pg];
-	if (cls == 0)
+	if (cls == 0) {
+		/* not a block start of a live run: a freed run whose first
+		 * block still carries the key was freed before */
+		if (pg >= c->hdr_pages && ((uintptr_t *)p)[1] == tcache_key)
+			ebb_fatal_ptr("free", "double free", p);
 		ebb_fatal_ptr("free", "invalid pointer", p);
+	}
 	const struct class_info *ci = &sizeclass_info[cls];
 	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
 	if ((size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size != off)
@@ -279,7 +285,7 @@ void refill_free_slow(tcache_t *tc, void *p)
 			c->arena->remote_frees++;
 			pthread_mutex_unlock(&c->arena->lock);
 		}
-		((uintptr_t *)p)[1] = 0;
+		((uintptr_t *)p)[1] = tcache_key;
 		arena_dalloc_batch(c->arena, &p, 1);
 		return;
 	}
@@ -293,7 +299,7 @@ void refill_free_slow(tcache_t *tc, void *p)
 			if (tc->bins[k].count)
 				tcache_flush_bin(tc, k, tc->bins[k].count / 2);
 		if (tc->room < (int64_t)ci->size) {
-			((uintptr_t *)p)[1] = 0;
+			((uintptr_t *)p)[1] = tcache_key;
 			arena_dalloc_batch(c->arena, &p, 1);
 			return;
 		}

@@ -167,7 +167,8 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 	unsigned n = 0;
 	while (p) {
 		void **next = p[0];
-		p[1] = NULL;	/* no longer cached: clear the key */
+		/* p[1] keeps tcache_key: a later free of p takes the slow
+		 * path, which finds it free in its slab (double free) */
 		blocks[n++] = p;
 		tc->room += (int64_t)size;
 		if (n == FLUSH_BATCH) {

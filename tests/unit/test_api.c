@@ -1,0 +1,272 @@
+/* test_api.c - the ebb_* API: bad input (invariant 6), the radix map,
+ * huge blocks and realloc, alignment, usable size, trim. Death tests run
+ * in a forked child whose stderr is captured. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+static int setup(void **state)
+{
+	(void)state;
+	ebb_init_slow();
+	return 0;
+}
+
+/* Run fn in a child; return its stderr in buf and its wait status. */
+static int run_child(void (*fn)(void), char *buf, size_t len)
+{
+	int pfd[2];
+	assert_int_equal(pipe(pfd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		close(pfd[0]);
+		fn();
+		_exit(0);
+	}
+	close(pfd[1]);
+	size_t got = 0;
+	ssize_t r;
+	while (got + 1 < len && (r = read(pfd[0], buf + got, len - 1 - got)) > 0)
+		got += (size_t)r;
+	buf[got] = 0;
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return st;
+}
+
+static void expect_abort(void (*fn)(void), const char *prefix)
+{
+	char buf[512];
+	int st = run_child(fn, buf, sizeof(buf));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	assert_true(strncmp(buf, prefix, strlen(prefix)) == 0);
+	/* exactly one line, naming a pointer */
+	char *nl = strchr(buf, '\n');
+	assert_non_null(nl);
+	assert_int_equal(nl[1], 0);
+	assert_non_null(strstr(buf, "0x"));
+}
+
+static void free_stack(void) { int x; ebb_free(&x); }
+static void free_mmap(void)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ebb_free(p);
+}
+static void free_interior(void) { char *p = ebb_malloc(100); ebb_free(p + 16); }
+static void free_interior_large(void) { char *p = ebb_malloc(100000); ebb_free(p + 4096); }
+static void free_huge_interior(void) { char *p = ebb_malloc(8 << 20); ebb_free(p + 64); }
+static void double_free_cached(void) { void *p = ebb_malloc(32); ebb_free(p); ebb_free(p); }
+/* regression: a flush back to the slab used to clear the key, so this
+ * second free went silently into the cache */
+static void double_free_flushed(void)
+{
+	void *p = ebb_malloc(32);
+	ebb_free(p);
+	ebb_thread_idle();	/* p goes back to its slab */
+	ebb_free(p);
+}
+static void double_free_between(void)
+{
+	void *p = ebb_malloc(48), *q = ebb_malloc(48);
+	ebb_free(p);
+	ebb_free(q);
+	ebb_free(p);
+}
+static void double_free_large(void) { void *p = ebb_malloc(300000); ebb_free(p); ebb_free(p); }
+
+static void test_invalid_frees_abort(void **state)
+{
+	(void)state;
+	expect_abort(free_stack, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_mmap, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_interior, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_interior_large, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_huge_interior, "ebbmalloc: free(): invalid pointer 0x");
+}
+
+static void test_double_frees_abort(void **state)
+{
+	(void)state;
+	expect_abort(double_free_cached, "ebbmalloc: free(): double free 0x");
+	expect_abort(double_free_flushed, "ebbmalloc: free(): double free 0x");
+	expect_abort(double_free_between, "ebbmalloc: free(): double free 0x");
+	expect_abort(double_free_large, "ebbmalloc: free(): double free 0x");
+}
+
+static void test_impossible_sizes(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(ebb_malloc(SIZE_MAX));
+	assert_int_equal(errno, ENOMEM);
+	errno = 0;
+	assert_null(ebb_malloc((size_t)PTRDIFF_MAX + 1));
+	assert_int_equal(errno, ENOMEM);
+	errno = 0;
+	assert_null(ebb_calloc(SIZE_MAX / 2, 3));
+	assert_int_equal(errno, ENOMEM);
+	errno = 0;
+	void *p = ebb_malloc(10);
+	assert_null(ebb_reallocarray(p, SIZE_MAX / 2, 3));
+	assert_int_equal(errno, ENOMEM);
+	errno = 0;
+	assert_null(ebb_realloc(p, SIZE_MAX - 100));	/* old block intact */
+	assert_int_equal(errno, ENOMEM);
+	ebb_free(p);
+	ebb_free(NULL);
+}
+
+static void test_alignment_errors(void **state)
+{
+	(void)state;
+	void *out = (void *)0x1234;
+	size_t bad[] = { 0, 3, 4, 24, 48, 100 };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(ebb_posix_memalign(&out, bad[i], 10), EINVAL);
+		assert_ptr_equal(out, (void *)0x1234);
+	}
+	errno = 0;
+	assert_null(ebb_aligned_alloc(24, 100));
+	assert_int_equal(errno, EINVAL);
+}
+
+static void test_alignments(void **state)
+{
+	(void)state;
+	for (size_t align = 16; align <= (4u << 20); align <<= 1) {
+		size_t sizes[] = { 1, align / 2 + 1, align, align + 1, 3 * align + 5, 100000 };
+		for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			void *p = NULL;
+			assert_int_equal(ebb_posix_memalign(&p, align, sizes[k]), 0);
+			assert_int_equal((uintptr_t)p % align, 0);
+			assert_true(ebb_malloc_usable_size(p) >= sizes[k]);
+			memset(p, 0x5a, sizes[k]);
+			void *q = ebb_aligned_alloc(align, sizes[k]);
+			assert_int_equal((uintptr_t)q % align, 0);
+			ebb_free(q);
+			ebb_free(p);
+		}
+	}
+	void *v = ebb_valloc(10);
+	assert_int_equal((uintptr_t)v % PAGE_SIZE, 0);
+	ebb_free(v);
+	v = ebb_pvalloc(5000);
+	assert_int_equal((uintptr_t)v % PAGE_SIZE, 0);
+	assert_true(ebb_malloc_usable_size(v) >= 8192);
+	ebb_free(v);
+}
+
+static void test_radix_map(void **state)
+{
+	(void)state;
+	int local;
+	assert_int_equal(rtree_get(&local), 0);
+	assert_int_equal(rtree_get((void *)(uintptr_t)-4096), 0);
+	void *p = ebb_malloc(64);
+	uintptr_t e = rtree_get(p);
+	assert_true(e & 1);
+	assert_ptr_equal((void *)(e - 1), chunk_of(p));
+	assert_int_equal(chunk_of(p)->magic, CHUNK_MAGIC);
+	void *h = ebb_malloc(5 << 20);
+	e = rtree_get(h);
+	assert_true(e != 0 && !(e & 1));
+	assert_ptr_equal(((huge_t *)e)->addr, h);
+	ebb_free(h);
+	assert_int_equal(rtree_get(h), 0);
+	ebb_free(p);
+}
+
+static void test_realloc_chain(void **state)
+{
+	(void)state;
+	assert_null(ebb_realloc(ebb_malloc(10), 0));	/* glibc: frees, returns NULL */
+	unsigned char *p = ebb_realloc(NULL, 1);
+	size_t n = 1;
+	p[0] = 0;
+	while (n < (64u << 20)) {
+		size_t m = n * 3 / 2 + 1;
+		p = ebb_realloc(p, m);
+		assert_non_null(p);
+		for (size_t i = 0; i < n; i += (n / 97) + 1)
+			assert_int_equal(p[i], (unsigned char)(i * 7));
+		for (size_t i = n; i < m; i++)
+			p[i] = (unsigned char)(i * 7);
+		if (n == 1)
+			p[0] = 0;
+		n = m;
+	}
+	while (n > 1) {
+		n /= 3;
+		p = ebb_realloc(p, n + 1);
+		for (size_t i = 0; i <= n; i += (n / 97) + 1)
+			assert_int_equal(p[i], (unsigned char)(i * 7));
+	}
+	ebb_free(p);
+}
+
+static void test_calloc_zeroes_reused_memory(void **state)
+{
+	(void)state;
+	for (size_t s = 16; s <= (4u << 20); s *= 3) {
+		unsigned char *p = ebb_malloc(s);
+		memset(p, 0xff, s);
+		ebb_free(p);
+		unsigned char *q = ebb_calloc(1, s);
+		for (size_t i = 0; i < s; i++)
+			if (q[i])
+				fail_msg("calloc(%zu) byte %zu not zero", s, i);
+		ebb_free(q);
+	}
+}
+
+static void test_trim_releases(void **state)
+{
+	(void)state;
+	size_t n = 2000;
+	void **v = calloc(n, sizeof(void *));
+	for (size_t i = 0; i < n; i++) {
+		v[i] = ebb_malloc(20000);
+		memset(v[i], 1, 20000);
+	}
+	for (size_t i = 0; i < n; i++)
+		ebb_free(v[i]);
+	free(v);
+	assert_int_equal(ebb_malloc_trim(0), 1);
+	struct ebb_stats st;
+	ebb_stats(&st);
+	assert_int_equal(st.dirty_bytes, 0);
+	assert_true(st.purged_bytes >= 30u << 20);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_invalid_frees_abort),
+		cmocka_unit_test(test_double_frees_abort),
+		cmocka_unit_test(test_impossible_sizes),
+		cmocka_unit_test(test_alignment_errors),
+		cmocka_unit_test(test_alignments),
+		cmocka_unit_test(test_radix_map),
+		cmocka_unit_test(test_realloc_chain),
+		cmocka_unit_test(test_calloc_zeroes_reused_memory),
+		cmocka_unit_test(test_trim_releases),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

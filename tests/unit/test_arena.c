@@ -1,0 +1,176 @@
+/* test_arena.c - slabs, page runs, coalescing and the dirty -> purging ->
+ * clean state machine (invariant 1), checked with the invariant walker. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+static arena_t *A;
+
+static uint64_t test_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	setenv("EBB_RECLAIM", "off", 1);	/* this test drives purging itself */
+	ebb_init_slow();
+	A = arenas[0];
+	return 0;
+}
+
+static void test_small_fill_and_free(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(48);
+	const struct class_info *ci = &sizeclass_info[cls];
+	unsigned n = ci->slab_objs * 3 + 7;	/* spans several slabs */
+	void **blocks = calloc(n, sizeof(void *));
+	unsigned got = 0;
+	while (got < n)
+		got += arena_alloc_small(A, cls, blocks + got, n - got);
+	assert_true(arena_is_valid(A));
+	/* distinct, aligned to the class, writable without overlap */
+	for (unsigned i = 0; i < n; i++) {
+		assert_true(((uintptr_t)blocks[i] & 15) == 0);
+		memset(blocks[i], (int)(i & 0xff), ci->size);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		unsigned char *p = blocks[i];
+		for (unsigned k = 0; k < ci->size; k++)
+			assert_int_equal(p[k], i & 0xff);
+	}
+	size_t active = A->active_pages;
+	arena_dalloc_batch(A, blocks, n);
+	assert_true(arena_is_valid(A));
+	/* every slab emptied: its pages became dirty */
+	assert_true(A->active_pages < active);
+	free(blocks);
+}
+
+static void test_large_runs_coalesce(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(64 * 1024);
+	void *a = arena_alloc_large(A, cls, 0);
+	void *b = arena_alloc_large(A, cls, 0);
+	void *c = arena_alloc_large(A, cls, 0);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_int_equal((uintptr_t)a & PAGE_MASK, 0);
+	assert_true(arena_is_valid(A));
+	void *v[3] = { a, c, b };	/* free the middle last: all three merge */
+	arena_dalloc_batch(A, v, 3);
+	assert_true(arena_is_valid(A));	/* the walker fails on uncoalesced same-state neighbours */
+}
+
+static void test_aligned_large(void **state)
+{
+	(void)state;
+	for (size_t align = 8192; align <= 1 << 20; align <<= 1) {
+		void *p = arena_alloc_large(A, sizeclass_of(40000), align);
+		assert_non_null(p);
+		assert_int_equal((uintptr_t)p % align, 0);
+		assert_true(arena_is_valid(A));
+		arena_dalloc_batch(A, &p, 1);
+		assert_true(arena_is_valid(A));
+	}
+}
+
+static int overlaps(void *p, size_t len, const struct iovec *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if ((char *)p < (char *)v[i].iov_base + v[i].iov_len &&
+		    (char *)v[i].iov_base < (char *)p + len)
+			return 1;
+	return 0;
+}
+
+static void test_purging_runs_are_not_reused(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(256 * 1024);
+	void *blocks[8];
+	for (int i = 0; i < 8; i++)
+		blocks[i] = arena_alloc_large(A, cls, 0);
+	arena_dalloc_batch(A, blocks, 8);
+	static struct iovec v[1024];
+	unsigned n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024);
+	assert_true(n > 0);
+	assert_int_equal(A->dirty_pages, 0);
+	assert_true(A->purging_pages > 0);
+	assert_true(arena_is_valid(A));
+	/* while the purge is in flight nothing may hand those pages out */
+	void *again[8];
+	for (int i = 0; i < 8; i++) {
+		again[i] = arena_alloc_large(A, cls, 0);
+		assert_false(overlaps(again[i], 256 * 1024, v, n));
+	}
+	arena_purge_done(A, v, n, 1);
+	assert_int_equal(A->purging_pages, 0);
+	assert_true(arena_is_valid(A));
+	arena_dalloc_batch(A, again, 8);
+	assert_true(arena_is_valid(A));
+}
+
+static void test_decay_takes_only_old_runs(void **state)
+{
+	(void)state;
+	static struct iovec v[1024];
+	/* drain what earlier tests left */
+	unsigned n;
+	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
+		arena_purge_done(A, v, n, 1);
+	void *p = arena_alloc_large(A, sizeclass_of(100000), 0);
+	arena_dalloc_batch(A, &p, 1);
+	uint64_t now = test_now();
+	/* young: a one-hour decay takes nothing */
+	assert_int_equal(arena_purge_take(A, now, 3600ull * 1000000000ull, 0, 0, v, 1024), 0);
+	/* but the dirty cap's excess does */
+	n = arena_purge_take(A, now, 3600ull * 1000000000ull, 1, 0, v, 1024);
+	assert_int_equal(n, 1);
+	arena_purge_done(A, v, n, 1);
+	assert_true(arena_is_valid(A));
+}
+
+static void test_walker_catches_corruption(void **state)
+{
+	(void)state;
+	void *p = arena_alloc_large(A, sizeclass_of(40000), 0);
+	chunk_t *c = chunk_of(p);
+	size_t pg = chunk_page_of(c, p);
+	uint16_t saved = c->runs[pg].npages;
+	c->runs[pg].npages = (uint16_t)(saved + 1);	/* overlaps its neighbour */
+	assert_false(arena_is_valid(A));
+	c->runs[pg].npages = saved;
+	assert_true(arena_is_valid(A));
+	size_t ap = A->dirty_pages;
+	A->dirty_pages = ap + 1;			/* accounting drift */
+	assert_false(arena_is_valid(A));
+	A->dirty_pages = ap;
+	arena_dalloc_batch(A, &p, 1);
+	assert_true(arena_is_valid(A));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_small_fill_and_free),
+		cmocka_unit_test(test_large_runs_coalesce),
+		cmocka_unit_test(test_aligned_large),
+		cmocka_unit_test(test_purging_runs_are_not_reused),
+		cmocka_unit_test(test_decay_takes_only_old_runs),
+		cmocka_unit_test(test_walker_catches_corruption),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,204 @@
+/* test_tcache.c - thread caches: batched refill, bounded bins and bytes,
+ * thread exit gives everything back (invariant 5), the idle-flush
+ * handshake flushes a parked thread's cache and never one in use. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+
+static uint64_t os_now_ns_test(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t arena_alloc_bytes(void)
+{
+	uint64_t t = 0;
+	for (unsigned i = 0; i < narenas; i++) {
+		pthread_mutex_lock(&arenas[i]->lock);
+		t += arenas[i]->alloc_bytes;
+		pthread_mutex_unlock(&arenas[i]->lock);
+	}
+	return t;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	setenv("EBB_RECLAIM", "off", 1);
+	setenv("EBB_TCACHE_IDLE_MS", "0", 1);	/* scans are driven by hand here */
+	ebb_init_slow();
+	return 0;
+}
+
+static void test_refill_is_batched(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	void *p = ebb_malloc(100);
+	assert_non_null(p);
+	unsigned cls = sizeclass_of(100);
+	tbin_t *b = &tc->bins[cls];
+	assert_int_equal(tc->state, TC_ACTIVE);
+	assert_true(b->batch > 1);
+	assert_int_equal(b->count, b->batch - 1);	/* one refill served batch blocks */
+	unsigned before = b->count;
+	ebb_free(p);
+	assert_int_equal(b->count, before + 1);
+	assert_ptr_equal(ebb_malloc(100), p);		/* LIFO: warm block first */
+	ebb_free(p);
+}
+
+static void test_bin_bound_and_flush(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(64);
+	tbin_t *b = &tc->bins[cls];
+	unsigned n = b->max * 3;
+	void **v = calloc(n, sizeof(void *));
+	for (unsigned i = 0; i < n; i++)
+		v[i] = ebb_malloc(64);
+	for (unsigned i = 0; i < n; i++) {
+		ebb_free(v[i]);
+		assert_true(b->count <= b->max);
+	}
+	free(v);
+}
+
+static void test_bytes_bound(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	int64_t limit = (int64_t)opt(OPT_tcache_max_bytes);
+	void *v[512];
+	for (unsigned s = 16; s <= 256 * 1024; s = s * 3 / 2 + 16) {
+		for (int i = 0; i < 64; i++)
+			v[i] = ebb_malloc(s);
+		for (int i = 0; i < 64; i++) {
+			ebb_free(v[i]);
+			assert_true(tc->room >= 0);	/* cached <= tcache_max_bytes */
+			assert_true(tc->room <= limit);
+		}
+	}
+}
+
+static void *churn_and_exit(void *arg)
+{
+	(void)arg;
+	void *v[300];
+	for (int r = 0; r < 10; r++) {
+		for (int i = 0; i < 300; i++)
+			v[i] = ebb_malloc((size_t)(i * 37 % 3000) + 1);
+		for (int i = 0; i < 300; i++)
+			ebb_free(v[i]);
+	}
+	assert_true(tcache_self()->room < (int64_t)opt(OPT_tcache_max_bytes));	/* it cached something */
+	return NULL;
+}
+
+static void test_thread_exit_returns_cache(void **state)
+{
+	(void)state;
+	uint64_t before = arena_alloc_bytes();
+	pthread_t t;
+	pthread_create(&t, NULL, churn_and_exit, NULL);
+	pthread_join(t, NULL);
+	assert_int_equal(arena_alloc_bytes(), before);
+}
+
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cv = PTHREAD_COND_INITIALIZER;
+static int parked, release_it;
+static tcache_t *parked_tc;
+
+static void *churn_and_park(void *arg)
+{
+	int hold_in_use = arg != NULL;
+	void *v[200];
+	for (int i = 0; i < 200; i++)
+		v[i] = ebb_malloc((size_t)(i % 40) * 16 + 16);
+	for (int i = 0; i < 200; i++)
+		ebb_free(v[i]);
+	tcache_t *tc = tcache_self();
+	if (hold_in_use)
+		tcache_enter(tc);	/* as if parked inside the allocator */
+	pthread_mutex_lock(&park_mu);
+	parked_tc = tc;
+	parked = 1;
+	pthread_cond_broadcast(&park_cv);
+	while (!release_it)
+		pthread_cond_wait(&park_cv, &park_mu);
+	pthread_mutex_unlock(&park_mu);
+	if (hold_in_use)
+		tcache_exit(tc);
+	return NULL;
+}
+
+static void park_run(int hold_in_use, int expect_flushed)
+{
+	parked = release_it = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, churn_and_park, hold_in_use ? (void *)1 : NULL);
+	pthread_mutex_lock(&park_mu);
+	while (!parked)
+		pthread_cond_wait(&park_cv, &park_mu);
+	pthread_mutex_unlock(&park_mu);
+	assert_true(tcache_idle_protocol_init());
+	int64_t limit = (int64_t)opt(OPT_tcache_max_bytes);
+	assert_true(parked_tc->room < limit);
+	uint64_t before = arena_alloc_bytes();
+	/* enable the scan: idle for 1 ms, and make the cache look old */
+	int64_t one = 1;
+	atomic_store(&opt_values[OPT_tcache_idle_ms], one);
+	atomic_store(&parked_tc->last_active_ns, 0);
+	tcache_idle_scan(os_now_ns_test());
+	atomic_store(&opt_values[OPT_tcache_idle_ms], (int64_t)0);
+	if (expect_flushed) {
+		assert_int_equal(parked_tc->room, limit);	/* nothing cached any more */
+		assert_true(arena_alloc_bytes() < before);
+		assert_int_equal(atomic_load(&parked_tc->idle_flushed), 1);
+	} else {
+		assert_true(parked_tc->room < limit);		/* in use: untouched */
+		assert_int_equal(arena_alloc_bytes(), before);
+	}
+	assert_int_equal(atomic_load(&parked_tc->steal_req), 0);
+	pthread_mutex_lock(&park_mu);
+	release_it = 1;
+	pthread_cond_broadcast(&park_cv);
+	pthread_mutex_unlock(&park_mu);
+	pthread_join(t, NULL);
+}
+
+static void test_idle_cache_is_flushed(void **state)
+{
+	(void)state;
+	park_run(0, 1);
+}
+
+static void test_cache_in_use_is_not_flushed(void **state)
+{
+	(void)state;
+	park_run(1, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refill_is_batched),
+		cmocka_unit_test(test_bin_bound_and_flush),
+		cmocka_unit_test(test_bytes_bound),
+		cmocka_unit_test(test_thread_exit_returns_cache),
+		cmocka_unit_test(test_idle_cache_is_flushed),
+		cmocka_unit_test(test_cache_in_use_is_not_flushed),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
