@@ -24,9 +24,10 @@
  *      driver-ebb also checks that ebb_stats() counts that purge on node N.
  * A locality check passes when >= 99 % of the distinct pages are local.
  *
- * Built twice from this file: driver-ebb (-DNUMAVM_EBB, linked statically
- * with build/libebbmalloc.a, so malloc is ebbmalloc's; it first checks
- * that it really is) and driver-glibc (the comparison). The driver's own
+ * Built from this file: driver-ebb (-DNUMAVM_EBB, linked statically with
+ * build/libebbmalloc.a, so malloc is ebbmalloc's; it first checks that it
+ * really is), driver-glibc (static, the comparison) and driver-dyn (dynamic,
+ * run under LD_PRELOAD to measure the anchor allocators). The driver's own
  * bookkeeping lives in mmap'd memory and output goes through write(2), so
  * the allocator under test sees only the workload.
  *
@@ -900,9 +901,14 @@ static void print_node_meminfo(void)
 int main(int argc, char **argv)
 {
 	int expect = argc > 1 ? atoi(argv[1]) : 0;
+	const char *preload = getenv("LD_PRELOAD");
+	const char *name = NUMAVM_NAME;
 
 	page_bytes = (size_t)sysconf(_SC_PAGESIZE);
-	say("numavm: driver %s starting", NUMAVM_NAME);
+	/* the dynamic build under LD_PRELOAD measures another allocator */
+	if (preload && *preload)
+		name = strrchr(preload, '/') ? strrchr(preload, '/') + 1 : preload;
+	say("numavm: driver %s starting", name);
 	if (topology_read())
 		goto fail_setup;
 	for (int i = 0; i < nnodes; i++)
@@ -943,11 +949,11 @@ int main(int argc, char **argv)
 	blocks_fini(&set2);
 	blocks_fini(&set3);
 	blocks_fini(&warm);
-	say("numavm: RESULT %s %s: %d checks, %d failed", NUMAVM_NAME,
+	say("numavm: RESULT %s %s: %d checks, %d failed", name,
 	    nfailed ? "fail" : "pass", nchecks, nfailed);
 	return nfailed ? 1 : 0;
 
 fail_setup:
-	say("numavm: RESULT %s fail: set-up failed", NUMAVM_NAME);
+	say("numavm: RESULT %s fail: set-up failed", name);
 	return 1;
 }

@@ -6,6 +6,8 @@
 #   make numa-vm-glibc  the same VMs with driver-glibc (glibc's malloc) and,
 #                       when the library builds, driver-ebb side by side: a
 #                       table of local-page percentages; not part of `make test`
+#   make numa-vm-anchors the same plus jemalloc, tcmalloc and mimalloc (and
+#                       libebbmalloc.so) under LD_PRELOAD of a dynamic driver
 #
 # The kernel is cached in /var/cache/ebbmalloc-numa-vm (or build/numa_vm/cache
 # when that is not writable). See tests/numa_vm/README.md.
@@ -18,7 +20,11 @@ NUMA_VM_CFLAGS   := $(filter-out $(SANFLAGS),$(CFLAGS_COMMON)) -static
 NUMA_VM_RUN      := NUMA_VM_WORK=$(NUMA_VM_DIR) tests/numa_vm/run.sh
 EXTRA_PKGS       += $(NUMA_VM_PKGS)
 
-.PHONY: test-numa-vm numa-vm-glibc numa-vm-pkgs
+NUMA_VM_ANCHORS  := jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+	tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
+	mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0
+
+.PHONY: test-numa-vm numa-vm-glibc numa-vm-anchors numa-vm-pkgs
 
 # The deps stamp may predate this fragment: install what is missing here
 # too when root (without the GUI recommends), else leave it to run.sh,
@@ -52,6 +58,11 @@ $(NUMA_VM_DIR)/driver-glibc: tests/numa_vm/driver.c | $(DEPS_OK)
 	@[ "$(V)" != 0 ] || echo "  CC  $@"
 	$(Q)$(CC) $(NUMA_VM_CFLAGS) -o $@ $< -lpthread
 
+$(NUMA_VM_DIR)/driver-dyn: tests/numa_vm/driver.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $@"
+	$(Q)$(CC) $(filter-out $(SANFLAGS),$(CFLAGS_COMMON)) -o $@ $< -lpthread
+
 ifeq ($(SAN),)
 test-numa-vm: $(NUMA_VM_DIR)/driver-ebb numa-vm-pkgs
 	$(Q)tests/run_tests.sh numa-vm $(NUMA_VM_TIMEOUT) \
@@ -70,4 +81,15 @@ numa-vm-glibc: $(NUMA_VM_DIR)/driver-glibc numa-vm-pkgs
 		{ rm -f $(NUMA_VM_DIR)/driver-ebb; echo "numa-vm: driver-ebb does not build (make lib fails?): glibc only"; }
 	$(Q)for n in 2 4; do \
 		$(NUMA_VM_RUN) --report $$n $(NUMA_VM_DIR)/driver-glibc $$(ls $(NUMA_VM_DIR)/driver-ebb 2>/dev/null) || exit 1; \
+	done
+
+numa-vm-anchors: $(NUMA_VM_DIR)/driver-glibc $(NUMA_VM_DIR)/driver-dyn numa-vm-pkgs
+	$(Q)$(MAKE) --no-print-directory $(NUMA_VM_DIR)/driver-ebb $(LIB_SO) >/dev/null 2>&1 || \
+		{ rm -f $(NUMA_VM_DIR)/driver-ebb; echo "numa-vm: driver-ebb does not build (make lib fails?)"; }
+	$(Q)pre=""; for a in $(NUMA_VM_ANCHORS) ebbmalloc.so=$(LIB_SO); do \
+		[ -f "$${a#*=}" ] && pre="$$pre --preload $$a"; \
+	done; \
+	for n in 2 4; do \
+		NUMA_VM_TIMEOUT=400 $(NUMA_VM_RUN) --report --dyn $(NUMA_VM_DIR)/driver-dyn $$pre \
+			$$n $(NUMA_VM_DIR)/driver-glibc $$(ls $(NUMA_VM_DIR)/driver-ebb 2>/dev/null) || exit 1; \
 	done

@@ -4,7 +4,12 @@
 # drivers (tests/numa_vm/driver.c) in it; the verdict comes from the serial
 # console.
 #
-#   run.sh [--report] NODES DRIVER...
+#   run.sh [--report] [--dyn DYN_DRIVER [--preload NAME=LIB]...] NODES [DRIVER...]
+#
+# DRIVER: a static driver binary. --preload NAME=LIB adds a run named NAME
+# of the dynamic DYN_DRIVER under LD_PRELOAD=LIB (the anchors: jemalloc,
+# tcmalloc, mimalloc, libebbmalloc.so); the loader and every library ldd
+# lists are copied into the initramfs.
 #
 # Steps: find qemu-system-x86_64 and a static busybox; get the kernel (the
 # linux-image-6.1.*-amd64 package that linux-image-amd64 depends on, via
@@ -28,17 +33,27 @@ set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
 report=0
-if [ "${1:-}" = --report ]; then
-	report=1
-	shift
-fi
-if [ $# -lt 2 ]; then
-	echo "usage: $0 [--report] NODES DRIVER..." >&2
+dyn=""
+preloads=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--report) report=1; shift ;;
+	--dyn) dyn=${2:-}; shift 2 ;;
+	--preload) preloads+=("${2:-}"); shift 2 ;;
+	*) break ;;
+	esac
+done
+if [ $# -lt 1 ] || { [ $# -lt 2 ] && [ ${#preloads[@]} = 0 ]; }; then
+	echo "usage: $0 [--report] [--dyn DYN_DRIVER [--preload NAME=LIB]...] NODES [DRIVER...]" >&2
 	exit 2
 fi
 nodes=$1
 shift
 drivers=("$@")
+names=()
+for d in "${drivers[@]}"; do
+	names+=("${d##*/}")
+done
 start_s=$SECONDS
 
 skip() { echo "numa-vm: SKIP: $*"; exit 77; }
@@ -52,6 +67,16 @@ for d in "${drivers[@]}"; do
 	[ -x "$d" ] || fail "driver $d not built"
 	readelf -l "$d" 2>/dev/null | grep -q INTERP && fail "driver $d is not static"
 done
+if [ ${#preloads[@]} -gt 0 ]; then
+	[ -x "$dyn" ] || fail "--preload needs --dyn DYN_DRIVER (got '$dyn')"
+	for p in "${preloads[@]}"; do
+		case $p in
+		?*=?*) [ -f "${p#*=}" ] || fail "preload library ${p#*=} not found"
+		       names+=("${p%%=*}") ;;
+		*) fail "--preload wants NAME=LIB, got '$p'" ;;
+		esac
+	done
+fi
 
 # ---- tools ------------------------------------------------------------------
 qemu=${NUMA_VM_QEMU:-qemu-system-x86_64}
@@ -154,6 +179,33 @@ fi
 tmp=$(mktemp -d "$work/run.XXXXXX") || fail "mktemp in $work"
 trap 'rm -rf "$tmp"' EXIT
 
+# Copy a file and everything ldd says it needs into the tree DIR.
+copy_with_libs() {
+	local dir=$1 f=$2 lib
+	for lib in $(ldd "$f" 2>/dev/null | grep -oE '/[^ ]+'); do
+		[ -e "$dir$lib" ] && continue
+		mkdir -p "$dir$(dirname "$lib")"
+		cp -L "$lib" "$dir$lib"
+	done
+}
+
+# The dynamic driver, its libraries, and one wrapper per --preload.
+add_dynamic() {
+	local dir=$1 p name lib
+	mkdir -p "$dir/preload"
+	cp "$dyn" "$dir/bin/driver-dyn"
+	copy_with_libs "$dir" "$dyn"
+	for p in "${preloads[@]}"; do
+		name=${p%%=*}
+		lib=${p#*=}
+		cp -L "$lib" "$dir/preload/"
+		copy_with_libs "$dir" "$lib"
+		printf '#!/bin/sh\nLD_PRELOAD=/preload/%s exec /bin/driver-dyn "$@"\n' \
+			"${lib##*/}" > "$dir/drivers/$name"
+		chmod 755 "$dir/drivers/$name"
+	done
+}
+
 # mkinitramfs DIR OUT INIT [DRIVER...]
 mkinitramfs() {
 	local dir=$1 out=$2 init=$3
@@ -166,6 +218,9 @@ mkinitramfs() {
 	for d in "$@"; do
 		cp "$d" "$dir/drivers/"
 	done
+	if [ "$init" = "$here/init" ] && [ ${#preloads[@]} -gt 0 ]; then
+		add_dynamic "$dir" || return 1
+	fi
 	(cd "$dir" && find . | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1) > "$out"
 }
 
@@ -242,8 +297,7 @@ fi
 grep -oE '(NUMAVM-BOOTED|NUMAVM-START|NUMAVM-EXIT|numavm:).*' "$log"
 
 bad=0
-for d in "${drivers[@]}"; do
-	name=${d##*/}
+for name in "${names[@]}"; do
 	rc=$(sed -n "s/^NUMAVM-EXIT $name rc=\([0-9]*\).*/\1/p" "$log" | tail -n 1)
 	if [ -z "$rc" ]; then
 		echo "---- last lines of the console ----"
@@ -251,17 +305,17 @@ for d in "${drivers[@]}"; do
 		echo "numa-vm: $name did not finish (crash, hang or timeout after ${tmo}s)"
 		bad=1
 	elif [ "$rc" != 0 ]; then
-		echo "numa-vm: $name exit $rc ($(grep -c ' FAIL' "$log") failed checks in this boot)"
+		echo "numa-vm: $name exit $rc ($(sed -n "/^NUMAVM-START $name /,/^NUMAVM-EXIT $name /p" "$log" | grep -c ' FAIL') failed checks)"
 		[ $report = 1 ] || bad=1
 	else
 		echo "numa-vm: $name passed"
 	fi
 done
 
-if [ $report = 1 ] && [ ${#drivers[@]} -gt 0 ]; then
+if [ $report = 1 ]; then
 	# One row per case and pair, one column (local %) per driver.
 	echo "---- local pages per case ($nodes nodes; >= 99 % passes) ----"
-	awk -v names="$(for d in "${drivers[@]}"; do printf '%s ' "${d##*/}"; done)" '
+	awk -v names="${names[*]}" '
 		BEGIN { nd = split(names, dn, " ") }
 		/^NUMAVM-START / { cur = $2 }
 		/^numavm: case / && / local / {
