@@ -123,7 +123,7 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 {
 	const struct ebb_stats *s = &f->stats;
 	char b[8][24];
-	unsigned i, top = 0;
+	unsigned i, top = 0, low = EBB_STATS_LAT_BUCKETS;
 	uint64_t now = now_ns(), maxlat = 0;
 
 	printf("ebbstat  pid %d  %.60s\n", (int)pid, cmd);
@@ -165,13 +165,16 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 	for (i = 0; i < EBB_STATS_LAT_BUCKETS; i++) {
 		if (s->purge_batch_lat[i] > maxlat)
 			maxlat = s->purge_batch_lat[i];
-		if (s->purge_batch_lat[i])
+		if (s->purge_batch_lat[i]) {
 			top = i + 1;
+			if (low == EBB_STATS_LAT_BUCKETS)
+				low = i;
+		}
 	}
 	printf("purge batch latency (batches per bucket)\n");
 	if (!maxlat)
 		printf("  (no purge batches yet)\n");
-	for (i = 0; i < top; i++) {
+	for (i = low; i < top; i++) {
 		char label[32];
 		int bar = (int)((double)s->purge_batch_lat[i] * 40.0 / (double)maxlat + 0.5);
 

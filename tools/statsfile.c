@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,8 @@
 _Static_assert(sizeof(struct ebb_stats_file) % 8 == 0,
 	       "the stats file is copied in 64-bit words");
 
-/* Expands %p (pid) and %% in a path template; relative paths are made
- * relative to cwd (the target's /proc/PID/cwd). */
+/* Expands %p (the pid; nothing else, like the library) in a path template;
+ * relative paths are made relative to cwd (the target's /proc/PID/cwd). */
 static int statsfile_expand(const char *tmpl, size_t tlen, pid_t pid,
 			    const char *cwd, char *path, size_t len)
 {
@@ -54,8 +55,6 @@ static int statsfile_expand(const char *tmpl, size_t tlen, pid_t pid,
 			i++;
 			continue;
 		}
-		if (tmpl[i] == '%' && i + 1 < tlen && tmpl[i + 1] == '%')
-			i++;
 		if (o + 1 >= len)
 			return -ENAMETOOLONG;
 		path[o++] = tmpl[i];
@@ -71,28 +70,23 @@ int statsfile_path_env(const char *env, size_t envlen, pid_t pid,
 	const char *tmpl = NULL;
 	size_t tlen = 0;
 
-	/* EBB_CONF is read after the single variables: its stats_file wins */
-	conf = proc_environ_get(env, envlen, "EBB_CONF");
+	/* as the library reads them: EBB_CONF first, then EBB_STATS_FILE,
+	 * the more specific variable, wins */
+	v = proc_environ_get(env, envlen, "EBB_STATS_FILE");
+	if (v && *v) {
+		tmpl = v;
+		tlen = strlen(v);
+	}
+	conf = tmpl ? NULL : proc_environ_get(env, envlen, "EBB_CONF");
 	for (p = conf; p && *p;) {
 		const char *end = strchr(p, ',');
 		size_t l = end ? (size_t)(end - p) : strlen(p);
 
-		while (l && (*p == ' ' || *p == '\t')) {
-			p++;
-			l--;
-		}
-		if (l > 11 && !strncasecmp(p, "stats_file=", 11)) {
-			tmpl = p + 11;
+		if (l > 11 && !strncmp(p, "stats_file=", 11)) {
+			tmpl = p + 11;	/* the last one in the string wins */
 			tlen = l - 11;
 		}
 		p = end ? end + 1 : NULL;
-	}
-	if (!tmpl) {
-		v = proc_environ_get(env, envlen, "EBB_STATS_FILE");
-		if (v && *v) {
-			tmpl = v;
-			tlen = strlen(v);
-		}
 	}
 	if (!tmpl)
 		return -ENOENT;
@@ -123,7 +117,7 @@ static uint64_t load_relaxed(const uint64_t *p)
 int statsfile_read(const char *path, struct ebb_stats_file *out)
 {
 	const size_t words = sizeof(*out) / sizeof(uint64_t);
-	const struct timespec pause = { 0, 200 * 1000 };
+	const struct timespec pause = { 0, 200 * 1000 };	/* 10000 x 200 us = 2 s */
 	const uint64_t *src;
 	uint64_t *dst = (uint64_t *)out;
 	struct stat st;
@@ -150,14 +144,18 @@ int statsfile_read(const char *path, struct ebb_stats_file *out)
 		return ret;
 	src = map;
 
-	/* ~1 s of retries: the writer holds seq odd for microseconds */
-	for (tries = 0; tries < 5000; tries++) {
+	/* the writer holds seq odd for microseconds: retry at once a few times,
+	 * then with short sleeps, for about 2 s in all */
+	for (tries = 0; tries < 10000 + 1000; tries++) {
 		uint64_t s1 = __atomic_load_n(&((const struct ebb_stats_file *)map)->seq,
 					      __ATOMIC_ACQUIRE);
 		uint64_t s2;
 
 		if (s1 & 1) {
-			nanosleep(&pause, NULL);
+			if (tries < 1000)
+				sched_yield();
+			else
+				nanosleep(&pause, NULL);
 			continue;
 		}
 		for (i = 0; i < words; i++)

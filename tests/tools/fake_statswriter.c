@@ -10,8 +10,8 @@
  *                                 one with a yield in between, so a reader
  *                                 that ignores the seqlock sees mixed k's
  *
- * The path is taken from EBB_STATS_FILE ("%p" = our pid), as the library
- * does. Prints "ready" once the first snapshot is complete, then runs until
+ * The path is taken from EBB_STATS_FILE, else from stats_file= in EBB_CONF
+ * ("%p" = our pid), as the library does. Prints "ready" once the first snapshot is complete, then runs until
  * stdin closes (at most 60 s).
  */
 #include <fcntl.h>
@@ -98,7 +98,8 @@ static void fill_k(struct ebb_stats_file *f, uint64_t k)
 
 int main(int argc, char **argv)
 {
-	const char *tmpl = getenv("EBB_STATS_FILE");
+	const char *tmpl = getenv("EBB_STATS_FILE"), *conf = getenv("EBB_CONF");
+	char confpath[4096];
 	int consistent = argc == 2 && !strcmp(argv[1], "consistent");
 	struct ebb_stats_file *f;
 	char path[4096];
@@ -106,8 +107,15 @@ int main(int argc, char **argv)
 	uint64_t k, t_end;
 	int fd;
 
-	if (argc != 2 || (!consistent && strcmp(argv[1], "fixed")) || !tmpl) {
-		fprintf(stderr, "usage: EBB_STATS_FILE=path fake_statswriter fixed|consistent\n");
+	/* like the library: EBB_STATS_FILE, else the last stats_file= of EBB_CONF */
+	confpath[0] = '\0';
+	for (; conf && *conf; conf = strchr(conf, ',') ? strchr(conf, ',') + 1 : "")
+		if (!strncmp(conf, "stats_file=", 11))
+			snprintf(confpath, sizeof(confpath), "%.*s", (int)strcspn(conf + 11, ","), conf + 11);
+	if ((!tmpl || !*tmpl) && confpath[0])
+		tmpl = confpath;
+	if (argc != 2 || (!consistent && strcmp(argv[1], "fixed")) || !tmpl || !*tmpl) {
+		fprintf(stderr, "usage: EBB_STATS_FILE=path (or EBB_CONF=stats_file=path) fake_statswriter fixed|consistent\n");
 		return 2;
 	}
 	for (; *tmpl && o + 16 < sizeof(path); tmpl++) {
@@ -159,8 +167,11 @@ int main(int argc, char **argv)
 		FD_SET(0, &fds);
 		if (select(1, &fds, NULL, NULL, &tv) > 0 && read(0, buf, sizeof(buf)) <= 0)
 			break;
-		if (!consistent)
-			nanosleep(&pause, NULL);
+		/* consistent: a short gap between (slow) updates, so a reader
+		 * that follows the seqlock gets its turn; fixed: every 2 ms */
+		if (consistent)
+			pause.tv_nsec = 300 * 1000;
+		nanosleep(&pause, NULL);
 	}
 	unlink(path);
 	return 0;

@@ -7,11 +7,11 @@
  *                                  glibc gives them separate arenas); then
  *                                  prints "ready heaps=K in_arenas=T" and
  *                                  waits for stdin to close (or 120 s)
- *   heapload touch MIB             prints
- *                                  "start", sleeps 300 ms, mallocs and touches
- *                                  MIB MiB, prints "touched", holds 600 ms,
- *                                  frees it and exits 0
- *   heapload hold MIB              mallocs and touches MIB MiB, prints
+ *   heapload touch MIB [PIECE]     prints "start", sleeps 300 ms, mallocs and
+ *                                  touches MIB MiB (in PIECE-byte blocks, or
+ *                                  one block), prints "touched", holds 600 ms,
+ *                                  frees it, waits 300 ms and exits 0
+ *   heapload hold MIB [PIECE]      mallocs and touches MIB MiB, prints
  *                                  "ready", waits for stdin to close
  *
  * heaps=K is the oracle for ebb-doctor: the number of distinct 64 MiB-aligned
@@ -141,35 +141,65 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* MIB MiB in blocks of piece bytes (0: one block), each touched; the
+ * blocks escape through an empty asm so the compiler cannot drop them. */
+static void **alloc_touch(size_t bytes, size_t piece, size_t *nout)
+{
+	size_t n = piece ? bytes / piece : 1, i;
+	void **b = malloc(n * sizeof(*b));
+
+	if (!b)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		b[i] = malloc(piece ? piece : bytes);
+		if (!b[i])
+			return NULL;
+		memset(b[i], 0x5a, piece ? piece : bytes);
+		__asm__ volatile("" : : "r"(b[i]) : "memory");
+	}
+	*nout = n;
+	return b;
+}
+
+static void free_all(void **b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(b[i]);
+	free(b);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && !strcmp(argv[1], "arenas"))
 		return arenas(atoi(argv[2]), (size_t)atol(argv[3]));
-	if (argc == 3 && (!strcmp(argv[1], "touch") || !strcmp(argv[1], "hold"))) {
+	if ((argc == 3 || argc == 4) && (!strcmp(argv[1], "touch") || !strcmp(argv[1], "hold"))) {
 		size_t bytes = (size_t)atol(argv[2]) << 20;
+		size_t piece = argc == 4 ? (size_t)atol(argv[3]) : 0;
 		int hold = !strcmp(argv[1], "hold");
-		char *p;
+		void **b;
+		size_t n = 0;
 
 		if (!hold) {
 			printf("start\n");
 			fflush(stdout);
 			sleep_ms(300);
 		}
-		p = malloc(bytes);
-		if (!p)
+		b = alloc_touch(bytes, piece, &n);
+		if (!b)
 			return 1;
-		memset(p, 0x5a, bytes);
-		/* p escapes: the compiler may not drop the malloc/memset/free */
-		__asm__ volatile("" : : "r"(p) : "memory");
 		printf(hold ? "ready\n" : "touched\n");
 		fflush(stdout);
 		if (hold)
 			wait_stdin(120);
 		else
 			sleep_ms(600);
-		free(p);
+		free_all(b, n);
+		if (!hold)
+			sleep_ms(300);
 		return 0;
 	}
-	fprintf(stderr, "usage: heapload arenas NTHREADS KIB | touch MIB | hold MIB\n");
+	fprintf(stderr, "usage: heapload arenas NTHREADS KIB | touch MIB [PIECE] | hold MIB [PIECE]\n");
 	return 2;
 }

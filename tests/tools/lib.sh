@@ -40,13 +40,21 @@ finish() {
 	echo "all checks passed"; exit 0
 }
 
+# close_held_fds: for a subshell that starts a long-lived process
+close_held_fds() {
+	local fd
+	for fd in "${held_fds[@]}"; do eval "exec $fd>&-"; done
+}
+
 # start_held NAME CMD...: runs CMD with stdin from a fifo held open by us,
 # stdout in $T/NAME.out; sets HELD_PID. The command ends when end_held NAME
 # closes the fifo (the helpers exit at EOF on stdin).
 start_held() {
 	local name=$1 fd; shift
 	mkfifo "$T/$name.fifo"
-	"$@" < "$T/$name.fifo" > "$T/$name.out" 2> "$T/$name.err" &
+	# the command must not hold the other helpers' fifos open (it would
+	# keep them alive past their end_held): close them, then exec
+	( close_held_fds; exec "$@" ) < "$T/$name.fifo" > "$T/$name.out" 2> "$T/$name.err" &
 	HELD_PID=$!
 	exec {fd}> "$T/$name.fifo"
 	held_fds+=("$fd")

@@ -46,17 +46,27 @@ else
 fi
 end_held f $pid
 
-# stats_file= in EBB_CONF, relative to the process's cwd
+# stats_file= in EBB_CONF (the last one), relative to the process's cwd
 mkdir -p "$T/cwd"
-start_held c env EBB_CONF="decay_ms=10,stats_file=conf.%p" EBB_STATS_FILE="$T/cwd/conf.%p" sh -c "cd '$T/cwd' && exec '$FAKEW' fixed"
+start_held c env EBB_CONF="stats_file=nothere.%p,decay_ms=10,stats_file=conf.%p" sh -c "cd '$T/cwd' && exec '$FAKEW' fixed"
 pid=$HELD_PID
-if wait_line "$T/c.out" ready; then
+if wait_line "$T/c.out" ready && [ -e "$T/cwd/conf.$pid" ]; then
 	"$EBBSTAT" --json $pid > "$T/c.json" && [ "$(jnum "$T/c.json" pid)" = "$pid" ] \
 		&& ok "stats_file= in EBB_CONF, relative to the process's cwd" || fail "EBB_CONF stats_file: $(cat "$T/c.json")"
 else
-	fail "fake writer (EBB_CONF) never got ready"
+	fail "fake writer (EBB_CONF) never got ready at $T/cwd/conf.$pid"
 fi
 end_held c $pid
+# EBB_STATS_FILE wins over EBB_CONF, as in the library
+start_held d env EBB_CONF="stats_file=$T/notthis.%p" EBB_STATS_FILE="$T/this.%p" "$FAKEW" fixed
+pid=$HELD_PID
+if wait_line "$T/d.out" "ready $T/this.$pid"; then
+	"$EBBSTAT" --json $pid > "$T/d.json" && [ "$(jnum "$T/d.json" pid)" = "$pid" ] \
+		&& ok "EBB_STATS_FILE wins over stats_file= in EBB_CONF" || fail "EBB_STATS_FILE precedence"
+else
+	fail "fake writer (both) never got ready: $(cat "$T/d.out")"
+fi
+end_held d $pid
 
 # never a torn snapshot
 start_held k env EBB_STATS_FILE="$T/k.%p" "$FAKEW" consistent

@@ -45,7 +45,7 @@ end_held h $pid
 start_held q "$HEAPLOAD" hold 1
 pid=$HELD_PID
 wait_line "$T/q.out" ready
-( "$RSSWATCH" -i 50 $pid > "$T/q.csv" ) & rw=$!
+( close_held_fds; exec "$RSSWATCH" -i 50 $pid > "$T/q.csv" ) & rw=$!
 sleep 0.3
 end_held q $pid
 wait $rw; rc=$?
