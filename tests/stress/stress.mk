@@ -15,18 +15,26 @@ export EBB_TEST_PRELOAD
 STRESS_LIB_DEP := $(if $(filter $(abspath $(LIB_SO)),$(abspath $(EBB_TEST_PRELOAD))),$(LIB_SO))
 STRESS_PRE    := tests/stress/preload.sh
 
+$(STRESS_DIR)/broken_malloc.so: tests/stress/broken_malloc.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(STRESS_CFLAGS) -fPIC -shared -o $@ $<
+
 $(STRESS_DIR)/%: tests/stress/%.c tests/stress/stress.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(STRESS_CFLAGS) -o $@ $< -ldl
 
 .PHONY: test-stress stress-bins
-stress-bins: $(STRESS_BINS)
+stress-bins: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so
 
+# selftest.sh first: the programs catch injected bugs (broken_malloc.so).
+# bad_input also runs on plain glibc (the reference for its judgements).
 # The canary runs once per reclaim backend with freed pages purged at once;
 # oom_stress runs under a 2 GiB address-space limit (issue 8).
-test-stress: $(STRESS_BINS) $(STRESS_LIB_DEP)
+test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP)
 	$(Q)tests/run_tests.sh stress 120 \
+		"tests/stress/selftest.sh $(STRESS_DIR)" \
 		"$(STRESS_PRE) $(STRESS_DIR)/bad_input" \
 		"$(STRESS_DIR)/bad_input" \
 		"$(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
