@@ -360,12 +360,12 @@ static void test_uring_batch_larger_than_ring(void **state)
 	check_big_batch(RECLAIM_BACKEND_URING, 1000, &sc);
 	assert_true(sc >= 63);
 	reclaim_backend_uring.fini();
-	backend_uring_configure(256, 0);
+	backend_uring_configure(RECLAIM_BATCH_MAX, 0);
 	/* and the default ring with more than IOV_MAX ranges */
 	sc = 0;
 	assert_int_equal(reclaim_backend_uring.init(), 0);
 	check_big_batch(RECLAIM_BACKEND_URING, 3000, &sc);
-	assert_true(sc >= 12);	/* ceil(3000 / 256) submits */
+	assert_true(sc >= 3);	/* ceil(3000 / 1024) submits */
 	reclaim_backend_uring.fini();
 }
 
@@ -519,8 +519,9 @@ static void capture_stderr(void (*fn)(void *), void *arg, char *out, size_t cap)
 
 static int first_available(int skip_id)
 {
-	static const int order[] = { RECLAIM_BACKEND_VECTOR, RECLAIM_BACKEND_URING,
-				     RECLAIM_BACKEND_MADVISE };
+	/* backend.c's probe order */
+	static const int order[] = { RECLAIM_BACKEND_VECTOR, RECLAIM_BACKEND_MADVISE,
+				     RECLAIM_BACKEND_URING };
 
 	for (int k = 0; k < 3; k++)
 		if (order[k] != skip_id && avail[order[k]] == 0)
@@ -608,6 +609,44 @@ static void test_fallback_silent(void **state)
 	assert_true(a.ret > 0);
 	assert_string_equal(msg, "");
 	assert_int_equal(fake_calls, 1);
+	region_free(&r);
+}
+
+/* Down the whole chain: vector (ENOSYS) and madvise (EPERM) refused,
+ * the batch ends on uring; one line per fallback, both stay disabled. */
+static void test_fallback_chain_to_uring(void **state)
+{
+	const struct reclaim_backend *fv = fake_ops(0, "vector");
+	const struct reclaim_backend *fm = fake_ops(1, "madvise");
+	struct region r;
+	struct purge_arg a = { &r, 0 };
+	struct ebb_stats st;
+	char msg[512];
+
+	(void)state;
+	require_backend(RECLAIM_BACKEND_URING);
+	fake_calls = fake_inits = 0;
+	fake_err = -EPERM;	/* seccomp answering EPERM */
+	fake_init_err = 0;
+	backend_test_set_ops(RECLAIM_BACKEND_VECTOR, fv);
+	backend_test_set_ops(RECLAIM_BACKEND_MADVISE, fm);
+	setenv("EBB_VERBOSE", "1", 1);
+	region_make(&r, 16 * MIB, 31u, 512, 8);
+	capture_stderr(purge_first_half, &a, msg, sizeof(msg));
+	assert_true(a.ret > 0);
+	assert_string_equal(msg,
+		"ebbmalloc: reclaim backend: vector\n"
+		"ebbmalloc: reclaim backend vector failed (EPERM), falling back to madvise\n"
+		"ebbmalloc: reclaim backend madvise failed (EPERM), falling back to uring\n");
+	assert_int_equal(fake_calls, 2);
+	assert_string_equal(backend_name(), "uring");
+	assert_int_equal(backend_purge(r.iov + r.niov / 2, r.niov - r.niov / 2,
+				       RECLAIM_DONTNEED) > 0, 1);
+	assert_int_equal(fake_calls, 2);
+	region_check(&r);
+	memset(&st, 0, sizeof(st));
+	backend_stats_merge(&st);
+	assert_int_equal(st.backend_fallbacks, 2);
 	region_free(&r);
 }
 
@@ -803,6 +842,7 @@ int main(void)
 		cmocka_unit_test_setup(test_fallback_enosys, setup_reset),
 		cmocka_unit_test_setup(test_fallback_einval, setup_reset),
 		cmocka_unit_test_setup(test_fallback_silent, setup_reset),
+		cmocka_unit_test_setup(test_fallback_chain_to_uring, setup_reset),
 		cmocka_unit_test_setup(test_fallback_init_eperm, setup_reset),
 		cmocka_unit_test_setup(test_bad_batch_disables_nothing, setup_reset),
 		cmocka_unit_test_setup(test_all_fail_none, setup_reset),
