@@ -40,7 +40,8 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-para
 	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -pthread \
 	-Iinclude -Ialloc -Ireclaim -Inuma -DEBB_DEBUG=$(DEBUG) $(SANFLAGS)
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
-	-fno-semantic-interposition -fno-builtin-malloc -fno-builtin-free -fno-stack-protector
+	-fno-semantic-interposition -fno-builtin-malloc -fno-builtin-free -fno-stack-protector \
+	-fno-tree-slp-vectorize
 LIB_LDLIBS := -luring -lnuma -lpthread
 
 CORE_SRCS := $(wildcard alloc/*.c numa/*.c reclaim/*.c)

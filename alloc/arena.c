@@ -308,6 +308,7 @@ static run_t *slab_new(arena_t *a, unsigned cls)
 	for (size_t i = 0; i < ci->slab_pages; i++) {
 		c->page_cls[f + i] = (uint8_t)cls;
 		c->page_run[f + i] = (uint16_t)f;
+		c->page_off[f + i] = (uint32_t)(f << LG_PAGE);
 	}
 	memset(slab_bits(c, f), 0, ((ci->slab_objs + 63) / 64) * sizeof(uint64_t));
 	partial_push(a, r);
@@ -389,6 +390,7 @@ void *arena_alloc_large(arena_t *a, unsigned cls, size_t align)
 	r->kind = RUN_LARGE;
 	r->state = ST_ACTIVE;
 	r->cls = (uint8_t)cls;
+	c->page_off[f] = (uint32_t)(f << LG_PAGE);
 	c->page_cls[f] = (uint8_t)cls;
 	a->alloc_bytes += sizeclass_info[cls].size;
 	pthread_mutex_unlock(&a->lock);

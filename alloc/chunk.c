@@ -27,7 +27,13 @@
 #include "internal.h"
 #include "os.h"
 
-_Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS];
+/* Every top entry starts at the shared zero leaf (in .bss, never written),
+ * so a lookup needs no NULL test. */
+uintptr_t rtree_zero_leaf[1u << RTREE_LEAF_BITS];
+uint8_t chunk_map[1u << (LG_VADDR - LG_CHUNK)];
+_Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS] = {
+	[0 ... (1u << RTREE_TOP_BITS) - 1] = rtree_zero_leaf
+};
 static pthread_mutex_t rtree_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -69,7 +75,7 @@ int rtree_set(const void *p, uintptr_t v)
 	ebb_check(((uintptr_t)p >> LG_VADDR) == 0);
 	pthread_mutex_lock(&rtree_lock);
 	uintptr_t *leaf = atomic_load_explicit(&rtree_top[top], memory_order_relaxed);
-	if (!leaf) {
+	if (leaf == rtree_zero_leaf) {
 		void *m;
 		if (os_map(sizeof(uintptr_t) << RTREE_LEAF_BITS, PAGE_SIZE, &m)) {
 			pthread_mutex_unlock(&rtree_lock);
@@ -100,6 +106,8 @@ chunk_t *chunk_new(arena_t *a)
 		return NULL;
 	}
 	chunk_t *c = p;
+	atomic_store_explicit((_Atomic uint8_t *)&chunk_map[(uintptr_t)p >> LG_CHUNK],
+			      (uint8_t)(a->node + 1), memory_order_release);
 	c->magic = CHUNK_MAGIC;
 	c->arena = a;
 	c->node = a->node;

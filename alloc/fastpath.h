@@ -18,53 +18,45 @@
 EBB_INLINE void *fast_malloc(size_t size)
 {
 	tcache_t *tc = tcache_self();
-	tcache_enter(tc);
-	if (ebb_likely(size <= LARGE_MAX)) {
-		unsigned cls = sizeclass_of(size);
-		tbin_t *b = &tc->bins[cls];
+	if (ebb_likely(!tcache_enter_fast(tc) && size <= 1024)) {
+		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **p = b->head;
 		if (ebb_likely(p != NULL)) {
 			b->head = p[0];
 			b->count--;
 			p[1] = NULL;	/* the double-free key */
-			tc->room += sizeclass_info[cls].size;
 			tcache_exit(tc);
 			return p;
 		}
 	}
-	void *r = refill_malloc_slow(tc, size);
-	tcache_exit(tc);
-	return r;
+	return refill_malloc_slow(size);	/* tail call; it calls tcache_exit */
 }
 
 EBB_INLINE void fast_free(void *ptr)
 {
 	tcache_t *tc = tcache_self();
-	tcache_enter(tc);
-	uintptr_t e = rtree_get(ptr);
-	if (ebb_likely(e & 1)) {
-		chunk_t *c = (chunk_t *)(e - 1);
-		uintptr_t a = (uintptr_t)ptr;
-		size_t pg = (a - (uintptr_t)c) >> LG_PAGE;
+	int stealing = tcache_enter_fast(tc);
+	if (ebb_likely(chunk_is_local_fast(ptr, tc->node_tag) && !stealing)) {
+		chunk_t *c = chunk_of(ptr);
+		size_t in_chunk = (uintptr_t)ptr & CHUNK_MASK;
+		size_t pg = in_chunk >> LG_PAGE;
 		unsigned cls = c->page_cls[pg];
-		const struct class_info *ci = &sizeclass_info[cls];
-		size_t off = a - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
+		size_t off = in_chunk - c->page_off[pg];
 		tbin_t *b = &tc->bins[cls];
 		void **p = ptr;
-		if (ebb_likely(cls != 0 && c->node == tc->node && b->count < b->max &&
-			       (size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size == off &&
-			       (uintptr_t)p[1] != tcache_key && tc->room >= (int64_t)ci->size)) {
+		/* bin 0 has max 0, so class 0 (no block here) fails the count test */
+		if (ebb_likely(b->count < b->max &&
+			       sizeclass_is_multiple_cls(cls, off) &&
+			       (uintptr_t)p[1] != tc->key)) {
 			p[0] = b->head;
-			p[1] = (void *)tcache_key;
+			p[1] = (void *)tc->key;
 			b->head = p;
 			b->count++;
-			tc->room -= ci->size;
 			tcache_exit(tc);
 			return;
 		}
 	}
-	refill_free_slow(tc, ptr);
-	tcache_exit(tc);
+	refill_free_slow(ptr);	/* tail call; it calls tcache_exit */
 }
 
 #endif

@@ -47,6 +47,11 @@
 
 #include "ebbmalloc.h"
 
+/* Everything declared from here on is internal to the library: hidden, so
+ * that references need no GOT load (-fvisibility=hidden alone covers
+ * definitions, not extern declarations). */
+#pragma GCC visibility push(hidden)
+
 #ifndef EBB_DEBUG
 #define EBB_DEBUG 0
 #endif
@@ -101,8 +106,11 @@ struct class_info {
 	uint32_t slab_pages;	/* small: pages per slab; large: pages per block */
 	uint32_t slab_objs;	/* small: blocks per slab */
 	uint32_t recip;		/* ceil(2^32 / size): offset -> index */
+	uint64_t divmagic;	/* UINT64_MAX / size + 1: divisibility test; 0 for class 0 */
 };
 extern struct class_info sizeclass_info[NCLASS + 1];
+extern uint64_t sizeclass_divmagic[NCLASS + 1];	/* copy of .divmagic, 8-byte stride */
+extern uint16_t sizeclass_bin_off[65];		/* sizeclass_small_tab * sizeof(tbin_t) */
 extern const uint8_t sizeclass_small_tab[65];	/* (size + 15) >> 4 -> class, size <= 1024 */
 
 void sizeclass_init(void);
@@ -116,6 +124,17 @@ EBB_INLINE unsigned sizeclass_of(size_t size)
 	return sizeclass_of_slow(size);
 }
 EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size; }
+/* Is off (< 2^32) a multiple of the class size? One multiply (Lemire et
+ * al., "Faster remainder by direct computation", 2019). Never for class 0. */
+EBB_INLINE int sizeclass_is_multiple(const struct class_info *ci, size_t off)
+{
+	return (uint64_t)off * ci->divmagic < ci->divmagic;
+}
+EBB_INLINE int sizeclass_is_multiple_cls(unsigned cls, size_t off)
+{
+	uint64_t m = sizeclass_divmagic[cls];
+	return (uint64_t)off * m < m;
+}
 
 /* ---- runs and chunks (chunk.c) -------------------------------------------- */
 enum run_kind { RUN_HDR = 1, RUN_FREE, RUN_SLAB, RUN_LARGE };
@@ -149,6 +168,7 @@ struct chunk {
 	chunk_t *next;		/* arena's chunk list */
 	uint8_t  page_cls[CHUNK_PAGES];	/* class of blocks starting in the page; 0 = none */
 	uint16_t page_run[CHUNK_PAGES];	/* first page of the run holding the page */
+	uint32_t page_off[CHUNK_PAGES];	/* page_run << LG_PAGE where page_cls != 0 (fast path) */
 	run_t    runs[CHUNK_PAGES];	/* descriptor at each run's first page */
 	uint64_t bitmap[CHUNK_PAGES * BITS_PER_PAGE / 64];	/* slab blocks: 1 = in use */
 };
@@ -189,7 +209,8 @@ EBB_INLINE void *run_addr(run_t *r)
  * starting in that slot. Leaves are created on demand, never freed. */
 #define RTREE_LEAF_BITS	14
 #define RTREE_TOP_BITS	(LG_VADDR - LG_CHUNK - RTREE_LEAF_BITS)
-extern _Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS];
+extern _Atomic(uintptr_t *) rtree_top[1u << RTREE_TOP_BITS];	/* never NULL: rtree_zero_leaf */
+extern uintptr_t rtree_zero_leaf[1u << RTREE_LEAF_BITS];
 
 EBB_INLINE uintptr_t rtree_get(const void *p)
 {
@@ -199,12 +220,22 @@ EBB_INLINE uintptr_t rtree_get(const void *p)
 	uintptr_t slot = a >> LG_CHUNK;
 	uintptr_t *leaf = atomic_load_explicit(&rtree_top[slot >> RTREE_LEAF_BITS],
 					       memory_order_acquire);
-	if (ebb_unlikely(leaf == NULL))
-		return 0;
 	return atomic_load_explicit((_Atomic uintptr_t *)&leaf[slot & ((1u << RTREE_LEAF_BITS) - 1)],
 				    memory_order_acquire);
 }
 int  rtree_set(const void *p, uintptr_t v);	/* 0 or -ENOMEM */
+
+/* The fast path's map: one byte per 4 MiB slot, node + 1 where a normal
+ * chunk is (chunks are never unmapped), compared with the thread's
+ * node_tag: one compare says "ours, and of this node". 32 MiB of .bss, of which only the pages
+ * covering slots in use are ever written; reading an unwritten page maps
+ * the shared zero page. */
+extern uint8_t chunk_map[1u << (LG_VADDR - LG_CHUNK)];
+EBB_INLINE int chunk_is_local_fast(const void *p, uint32_t node_tag)
+{
+	uintptr_t a = (uintptr_t)p;
+	return !(a >> LG_VADDR) && chunk_map[a >> LG_CHUNK] == node_tag;
+}
 
 chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */
 void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
@@ -265,13 +296,15 @@ void     arena_check_block(const void *p, const char *fn);
 /* ---- thread caches (tcache.c) -------------------------------------------- */
 enum tcache_state { TC_UNINIT = 0, TC_ACTIVE, TC_BUSY, TC_DEAD };
 
-typedef struct tbin {
+typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
 	void    *head;
-	uint32_t count;
-	uint32_t max;		/* push beyond this flushes */
-	uint32_t low;		/* low-water mark since the last GC tick */
-	uint32_t batch;		/* refill batch */
+	uint16_t count;
+	uint16_t max;		/* push beyond this flushes (<= 256) */
+	uint8_t  low;		/* low-water mark since the last GC tick (saturates) */
+	uint8_t  waste_ticks;	/* consecutive GC ticks with unused blocks */
+	uint16_t batch;		/* refill batch */
 } tbin_t;
+_Static_assert(sizeof(tbin_t) == 16, "tbin_t is indexed by shift");
 
 typedef struct tcache tcache_t;
 struct tcache {
@@ -279,13 +312,15 @@ struct tcache {
 	uint32_t node;
 	uint32_t state;		/* enum tcache_state */
 	arena_t *arena;
-	int64_t  room;		/* bytes the cache may still take (tcache_max_bytes - cached) */
+	size_t   bound_bytes;	/* sum of bins' max * size: <= tcache_max_bytes */
 	uint64_t slow_events;
 	_Atomic uint64_t cached_pub;	/* cached bytes, published on slow paths for stats */
 	uint32_t gc_bin;	/* next bin the incremental GC looks at */
 	_Atomic uint64_t last_active_ns;
-	_Atomic uint32_t in_use;	/* owner is inside the allocator (nesting count) */
-	_Atomic uint32_t steal_req;	/* the reclaim thread wants to flush this cache */
+	uint32_t gate;			/* owner's nesting count | GATE_STEAL */
+	uint32_t node_tag;		/* node + 1 while ACTIVE, else NODE_TAG_NONE (vs chunk_map) */
+	uintptr_t key;			/* == tcache_key, next to the bins */
+	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
@@ -296,23 +331,48 @@ extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
 
 EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 
-/* The idle-flush protocol (tcache.c): the owner marks itself in_use around
- * every allocator call with plain stores and checks steal_req; the reclaim
- * thread sets steal_req, runs membarrier() and flushes only a cache whose
- * owner is outside the allocator (an asymmetric Dekker handshake). */
+/* The idle-flush handshake (tcache.c): the owner adds 1 to its gate on
+ * entry to the allocator and takes the slow path if the result is
+ * negative (the reclaim thread set GATE_STEAL); it subtracts 1 on exit.
+ * Both are plain (unlocked) instructions; the reclaim thread's membarrier
+ * supplies the ordering. Under TSan they are atomic, so TSan checks the
+ * protocol instead of reporting the deliberate plain accesses. */
+#define GATE_STEAL 0x80000000u
+/* No chunk_map byte (0 = not ours, node + 1 = a chunk) equals it. The TLS
+ * cache starts with it (an initialised .tdata image): a zero tag would
+ * match the map's "not ours" and send foreign pointers down the fast path. */
+#define NODE_TAG_NONE 0x100u
+#define ebb_compiler_barrier() __asm__ __volatile__("" ::: "memory")
 void tcache_wait_steal(tcache_t *tc);
-EBB_INLINE void tcache_enter(tcache_t *tc)
+#if defined(__SANITIZE_THREAD__) || !defined(__x86_64__)
+EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 {
-	uint32_t n = atomic_load_explicit(&tc->in_use, memory_order_relaxed);
-	atomic_store_explicit(&tc->in_use, n + 1, memory_order_relaxed);
-	atomic_signal_fence(memory_order_seq_cst);
-	if (ebb_unlikely(atomic_load_explicit(&tc->steal_req, memory_order_acquire)))
-		tcache_wait_steal(tc);
+	return (int32_t)__atomic_add_fetch(&tc->gate, 1, __ATOMIC_SEQ_CST) < 0;
 }
 EBB_INLINE void tcache_exit(tcache_t *tc)
 {
-	uint32_t n = atomic_load_explicit(&tc->in_use, memory_order_relaxed);
-	atomic_store_explicit(&tc->in_use, n - 1, memory_order_release);
+	__atomic_sub_fetch(&tc->gate, 1, __ATOMIC_SEQ_CST);
+}
+#else
+/* Returns nonzero when the reclaim thread has asked to flush the cache:
+ * the caller must call tcache_wait_steal before touching it (the fast
+ * paths leave that to their slow paths, to stay leaf functions). */
+EBB_INLINE int tcache_enter_fast(tcache_t *tc)
+{
+	__asm__ goto("addl $1, %0\n\tjs %l[steal]" : "+m"(tc->gate) : : "memory", "cc" : steal);
+	return 0;
+steal:
+	return 1;
+}
+EBB_INLINE void tcache_exit(tcache_t *tc)
+{
+	__asm__ __volatile__("subl $1, %0" : "+m"(tc->gate) : : "memory", "cc");
+}
+#endif
+EBB_INLINE void tcache_enter(tcache_t *tc)
+{
+	if (ebb_unlikely(tcache_enter_fast(tc)))
+		tcache_wait_steal(tc);
 }
 void tcache_idle_scan(uint64_t now_ns);
 int  tcache_idle_protocol_init(void);
@@ -320,6 +380,8 @@ int      tcache_init(tcache_t *tc);
 void     tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep);
 void     tcache_flush_all(tcache_t *tc);
 void     tcache_gc_tick(tcache_t *tc);
+void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
+size_t   tcache_cached_bytes(const tcache_t *tc);
 void     tcache_set_node(tcache_t *tc, unsigned node);
 size_t   tcache_stats_bytes(uint64_t *nthreads);
 void     tcache_atfork_prepare(void);
@@ -329,8 +391,9 @@ void     tcache_atfork_child(void);
 void     tcache_return_blocks(void **blocks, unsigned n);
 
 /* ---- slow paths (refill.c) ---------------------------------------------- */
-void    *refill_malloc_slow(tcache_t *tc, size_t size);
-void     refill_free_slow(tcache_t *tc, void *p);
+/* Called from the fast paths inside tcache_enter(); they call tcache_exit. */
+void    *refill_malloc_slow(size_t size);
+void     refill_free_slow(void *p);
 void    *refill_aligned(size_t align, size_t size);
 void    *refill_realloc(void *p, size_t size);
 size_t   refill_usable_size(const void *p);
@@ -379,4 +442,5 @@ unsigned topo_kernel_node(unsigned node);
 const char *topo_describe(void);
 int      bind_range(void *addr, size_t len, unsigned node);	/* 0 or -errno */
 
+#pragma GCC visibility pop
 #endif /* EBB_INTERNAL_H */

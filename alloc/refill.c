@@ -172,7 +172,7 @@ static void slow_tick(tcache_t *tc)
 }
 
 /* ---- malloc ------------------------------------------------------------------------- */
-void *refill_malloc_slow(tcache_t *tc, size_t size)
+static void *malloc_slow(tcache_t *tc, size_t size)
 {
 	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))
 		ebb_init_slow();
@@ -188,26 +188,24 @@ void *refill_malloc_slow(tcache_t *tc, size_t size)
 	}
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
-	size_t csize = sizeclass_info[cls].size;
-	if (b->head) {
+	if (b->head) {		/* sizes above the fast path's table */
 		void **q = b->head;
 		b->head = q[0];
 		b->count--;
 		q[1] = NULL;
-		tc->room += (int64_t)csize;
 		return q;
 	}
-	b->low = 0;
+	tcache_bin_dry(tc, cls);
 	if (cls > NSMALL || b->max == 0) {
 		p = alloc_direct(tc, cls);
 		goto out;
 	}
 	void *blocks[256];
-	unsigned want = b->batch;
-	if (want > 256)
-		want = 256;
-	if ((int64_t)(want * csize) > tc->room)
-		want = tc->room > (int64_t)csize ? (unsigned)(tc->room / (int64_t)csize) : 1;
+	unsigned want = b->batch < 256 ? b->batch : 256;
+	if (want > b->max)
+		want = b->max;
+	if (want == 0)
+		want = 1;
 	unsigned got = arena_alloc_small(tc->arena, cls, blocks, want);
 	if (got == 0) {
 		/* out of memory: give back what the other bins hold, retry once */
@@ -225,12 +223,21 @@ void *refill_malloc_slow(tcache_t *tc, size_t size)
 		b->head = q;
 	}
 	b->count += got - 1;
-	tc->room -= (int64_t)((got - 1) * csize);
 	((void **)blocks[0])[1] = NULL;
 	return blocks[0];
 out:
 	if (!p)
 		errno = ENOMEM;
+	return p;
+}
+
+void *refill_malloc_slow(size_t size)
+{
+	tcache_t *tc = tcache_self();
+	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
+		tcache_wait_steal(tc);
+	void *p = malloc_slow(tc, size);
+	tcache_exit(tc);
 	return p;
 }
 
@@ -243,7 +250,7 @@ static int bin_contains(tbin_t *b, void *p)
 	return 0;
 }
 
-void refill_free_slow(tcache_t *tc, void *p)
+static void free_slow(tcache_t *tc, void *p)
 {
 	if (!p)
 		return;
@@ -269,7 +276,7 @@ void refill_free_slow(tcache_t *tc, void *p)
 	}
 	const struct class_info *ci = &sizeclass_info[cls];
 	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if ((size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size != off)
+	if (!sizeclass_is_multiple(ci, off))
 		ebb_fatal_ptr("free", "invalid pointer", p);
 	if (((uintptr_t *)p)[1] == tcache_key) {
 		/* cached blocks carry the key: is p in our cache already, or
@@ -293,23 +300,20 @@ void refill_free_slow(tcache_t *tc, void *p)
 	tbin_t *b = &tc->bins[cls];
 	if (b->count >= b->max)
 		tcache_flush_bin(tc, cls, b->max / 2);
-	if (tc->room < (int64_t)ci->size) {
-		/* the cache as a whole is full: drop the coldest half of every bin */
-		for (unsigned k = 1; k <= NCLASS && tc->room < (int64_t)ci->size; k++)
-			if (tc->bins[k].count)
-				tcache_flush_bin(tc, k, tc->bins[k].count / 2);
-		if (tc->room < (int64_t)ci->size) {
-			((uintptr_t *)p)[1] = tcache_key;
-			arena_dalloc_batch(c->arena, &p, 1);
-			return;
-		}
-	}
 	void **q = p;
 	q[0] = b->head;
 	q[1] = (void *)tcache_key;
 	b->head = q;
 	b->count++;
-	tc->room -= (int64_t)ci->size;
+}
+
+void refill_free_slow(void *p)
+{
+	tcache_t *tc = tcache_self();
+	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
+		tcache_wait_steal(tc);
+	free_slow(tc, p);
+	tcache_exit(tc);
 }
 
 /* ---- usable size, aligned, realloc ------------------------------------------------- */
@@ -333,7 +337,7 @@ static size_t usable_checked(const void *p, const char *fn, huge_t **hp)
 		ebb_fatal_ptr(fn, "invalid pointer", p);
 	const struct class_info *ci = &sizeclass_info[cls];
 	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if ((size_t)(((uint64_t)off * ci->recip) >> 32) * ci->size != off)
+	if (!sizeclass_is_multiple(ci, off))
 		ebb_fatal_ptr(fn, "invalid pointer", p);
 	return ci->size;
 }

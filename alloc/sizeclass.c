@@ -15,6 +15,8 @@
 #include "internal.h"
 
 struct class_info sizeclass_info[NCLASS + 1];
+uint64_t sizeclass_divmagic[NCLASS + 1];
+uint16_t sizeclass_bin_off[65];
 
 /* (size + 15) >> 4 -> class, for size <= 1024: generated to match
  * sizeclass_of_slow (checked by tests/unit/test_sizeclass.c). */
@@ -78,11 +80,15 @@ void sizeclass_init(void)
 		struct class_info *ci = &sizeclass_info[c];
 		ci->size = (uint32_t)class_size_calc(c);
 		ci->recip = (uint32_t)(((1ull << 32) + ci->size - 1) / ci->size);
+		ci->divmagic = UINT64_MAX / ci->size + 1;
+		sizeclass_divmagic[c] = ci->divmagic;
 		if (c <= NSMALL)
 			slab_geometry(c);
 		else
 			ci->slab_pages = ci->size / PAGE_SIZE;
 	}
+	for (unsigned i = 0; i < 65; i++)
+		sizeclass_bin_off[i] = (uint16_t)(sizeclass_small_tab[i] * sizeof(tbin_t));
 	ebb_check(sizeclass_info[NSMALL].size == SMALL_MAX);
 	ebb_check(sizeclass_info[NCLASS].size == LARGE_MAX);
 }

@@ -5,8 +5,9 @@
  * lock to reach it). A bin is a LIFO stack of free blocks of one class,
  * linked through their first word; their second word holds tcache_key, so
  * that a second free of a cached block is noticed on the fast path and
- * confirmed on the slow path. A bin holds at most bin->max blocks, and all
- * bins together at most tcache_max_bytes (tc->room counts down).
+ * confirmed on the slow path. A bin holds at most bin->max blocks, and the
+ * maxima are kept such that all bins together hold at most
+ * tcache_max_bytes (see "limits" below).
  *
  * Blocks in a cache may belong to any arena of the thread's node; a flush
  * groups them by owning arena and hands each group back under that
@@ -26,7 +27,9 @@
 #include "internal.h"
 #include "os.h"
 
-__thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
+__thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
+	.node_tag = NODE_TAG_NONE,
+};
 uintptr_t tcache_key;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,29 +41,72 @@ static _Atomic unsigned tc_seq;
 #define FLUSH_BATCH 256
 
 /* ---- limits ------------------------------------------------------------------ */
+/*
+ * Each bin has a cap (cache at most limit/8 bytes of one class, at most 256
+ * blocks; classes above 256 KiB are not cached) and a current max that
+ * adapts between 1 and the cap:
+ *   - a bin that runs dry doubles its max (and its refill batch, max/2),
+ *     as long as the sum over bins of max * size stays <= tcache_max_bytes;
+ *   - a bin that kept blocks it did not use across a GC tick (its low-water
+ *     mark stayed above zero) gives back a share of them that doubles with
+ *     each consecutive wasteful tick (1/4, 1/2, all), and halves its max.
+ * Since no bin holds more than its max, cached bytes <= bound_bytes <=
+ * tcache_max_bytes at all times: the bound is enforced without counting
+ * bytes on the fast paths.
+ */
+static uint32_t bin_cap(unsigned cls, size_t limit)
+{
+	size_t size = sizeclass_info[cls].size;
+	if (cls > NSMALL && size > 256 * 1024)
+		return 0;
+	size_t cap = limit / 8 / size;
+	return (uint32_t)(cap > 256 ? 256 : cap);
+}
+
 static void bin_limits(tcache_t *tc)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
-	size_t budget = limit / 32;
-	for (unsigned c = 1; c <= NCLASS; c++) {
+	tc->bound_bytes = 0;
+	for (unsigned c = 0; c <= NCLASS; c++) {
 		tbin_t *b = &tc->bins[c];
+		uint32_t cap = c ? bin_cap(c, limit) : 0;
+		uint32_t max = cap < 8 ? cap : 8;
 		size_t size = sizeclass_info[c].size;
-		size_t max;
-		if (limit == 0)
+		if (tc->bound_bytes + max * size > limit)
 			max = 0;
-		else if (c <= NSMALL)
-			max = budget / size < 4 ? 4 : budget / size > 256 ? 256 : budget / size;
-		else if (size <= 256 * 1024)
-			max = budget * 2 / size < 1 ? 1 : budget * 2 / size > 8 ? 8 : budget * 2 / size;
-		else
-			max = 0;
-		if (max * size > limit)
-			max = limit / size;
-		b->max = (uint32_t)max;
-		b->batch = (uint32_t)(max / 2 ? max / 2 : 1);
+		b->max = (uint16_t)max;
+		b->batch = (uint16_t)(max / 2 ? max / 2 : 1);
 		b->low = 0;
+		tc->bound_bytes += max * size;
 	}
-	tc->room = (int64_t)limit;
+}
+
+void tcache_bin_dry(tcache_t *tc, unsigned cls)
+{
+	tbin_t *b = &tc->bins[cls];
+	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
+	size_t size = sizeclass_info[cls].size;
+	uint32_t cap = bin_cap(cls, limit);
+	b->low = 0;
+	b->waste_ticks = 0;
+	if (b->max < cap) {
+		uint32_t grow = b->max ? b->max : 1;
+		if (b->max + grow > cap)
+			grow = cap - b->max;
+		if (tc->bound_bytes + grow * size <= limit) {
+			b->max = (uint16_t)(b->max + grow);
+			tc->bound_bytes += grow * size;
+		}
+	}
+	b->batch = (uint16_t)(b->max / 2 ? b->max / 2 : 1);
+}
+
+size_t tcache_cached_bytes(const tcache_t *tc)
+{
+	size_t t = 0;
+	for (unsigned c = 1; c <= NCLASS; c++)
+		t += (size_t)tc->bins[c].count * sizeclass_info[c].size;
+	return t;
 }
 
 /* ---- registry and thread exit ------------------------------------------------- */
@@ -71,6 +117,7 @@ static void tcache_destructor(void *arg)
 		return;
 	tcache_enter(tc);
 	tc->state = TC_BUSY;
+	tc->node_tag = NODE_TAG_NONE;
 	tcache_flush_all(tc);
 	pthread_mutex_lock(&reg_lock);
 	if (tc->reg_prev)
@@ -82,7 +129,7 @@ static void tcache_destructor(void *arg)
 	pthread_mutex_unlock(&reg_lock);
 	for (unsigned c = 0; c <= NCLASS; c++)
 		tc->bins[c].max = 0;
-	tc->room = 0;
+	tc->bound_bytes = 0;
 	tc->state = TC_DEAD;
 	tcache_exit(tc);
 }
@@ -102,7 +149,9 @@ int tcache_init(tcache_t *tc)
 	unsigned cpu = 0;
 	os_getcpu(&cpu);
 	tc->node = topo_node_of_cpu(cpu);
+	tc->node_tag = NODE_TAG_NONE;	/* set when ACTIVE */
 	tc->arena = arena_pick(tc->node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
+	tc->key = tcache_key;
 	bin_limits(tc);
 	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
 	/* pthread_setspecific may allocate for high key numbers; we are BUSY,
@@ -110,7 +159,7 @@ int tcache_init(tcache_t *tc)
 	if (tc_key_ok != 1 || pthread_setspecific(tc_key, tc) != 0) {
 		for (unsigned c = 0; c <= NCLASS; c++)
 			tc->bins[c].max = 0;
-		tc->room = 0;
+		tc->bound_bytes = 0;
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
@@ -122,6 +171,7 @@ int tcache_init(tcache_t *tc)
 	reg_head = tc;
 	pthread_mutex_unlock(&reg_lock);
 	tc->state = TC_ACTIVE;
+	tc->node_tag = tc->node + 1;
 	return 0;
 }
 
@@ -153,6 +203,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 	size_t size = sizeclass_info[cls].size;
 	/* keep the first `keep` (most recently freed, warm) blocks */
 	void **p = b->head, **last = NULL;
+	(void)size;
 	unsigned k = 0;
 	while (p && k < keep) {
 		last = p;
@@ -163,14 +214,13 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		last[0] = NULL;
 	else
 		b->head = NULL;
-	b->count = k;
+	b->count = (uint16_t)k;
 	unsigned n = 0;
 	while (p) {
 		void **next = p[0];
 		/* p[1] keeps tcache_key: a later free of p takes the slow
 		 * path, which finds it free in its slab (double free) */
 		blocks[n++] = p;
-		tc->room += (int64_t)size;
 		if (n == FLUSH_BATCH) {
 			tcache_return_blocks(blocks, n);
 			n = 0;
@@ -180,7 +230,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 	if (n)
 		tcache_return_blocks(blocks, n);
 	if (b->low > k)
-		b->low = k;
+		b->low = (uint8_t)k;
 }
 
 void tcache_flush_all(tcache_t *tc)
@@ -198,12 +248,14 @@ void tcache_set_node(tcache_t *tc, unsigned node)
 	/* blocks of the old node go home before the thread switches */
 	tcache_flush_all(tc);
 	tc->node = node;
+	tc->node_tag = node + 1;
 	tc->arena = arena_pick(node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
 }
 
-/* Incremental GC, called every few hundred slow-path events: a bin whose
- * low-water mark stayed above zero since the last look kept blocks it did
- * not need; give back half of them. */
+/* Incremental GC, called every SLOW_TICK slow-path events: looks at 8
+ * bins. A bin whose low-water mark stayed above zero since its last look
+ * kept blocks it did not need: it gives back a share of them (1/4, then
+ * 1/2, then all, as the waste persists) and halves its max. */
 void tcache_gc_tick(tcache_t *tc)
 {
 	for (unsigned i = 0; i < 8; i++) {
@@ -213,12 +265,27 @@ void tcache_gc_tick(tcache_t *tc)
 			continue;
 		tbin_t *b = &tc->bins[c];
 		if (b->low > 0 && b->count > 0) {
-			unsigned drop = (b->low + 1) / 2;
-			tcache_flush_bin(tc, c, b->count > drop ? b->count - drop : 0);
+			unsigned shift = b->waste_ticks >= 2 ? 0 : 2 - b->waste_ticks;
+			unsigned drop = (b->low + (1u << shift) - 1) >> shift;
+			if (drop > b->count)
+				drop = b->count;
+			tcache_flush_bin(tc, c, b->count - drop);
+			if (b->waste_ticks < 2)
+				b->waste_ticks++;
+			if (b->max > 1) {
+				uint32_t shrink = b->max / 2;
+				b->max = (uint16_t)(b->max - shrink);
+				tc->bound_bytes -= shrink * sizeclass_info[c].size;
+				b->batch = (uint16_t)(b->max / 2 ? b->max / 2 : 1);
+				if (b->count > b->max)
+					tcache_flush_bin(tc, c, b->max);
+			}
+		} else {
+			b->waste_ticks = 0;
 		}
-		b->low = b->count;
+		b->low = (uint8_t)(b->count > 255 ? 255 : b->count);
 	}
-	tc->cached_pub = (uint64_t)((int64_t)opt(OPT_tcache_max_bytes) - tc->room);
+	atomic_store_explicit(&tc->cached_pub, tcache_cached_bytes(tc), memory_order_relaxed);
 }
 
 size_t tcache_stats_bytes(uint64_t *nthreads)
@@ -239,25 +306,39 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
 /* ---- idle caches ------------------------------------------------------------------ */
 /*
  * A parked thread may never call malloc again, so its cache is flushed by
- * the reclaim thread, without the owner's help, by an asymmetric Dekker
- * handshake:
+ * the reclaim thread, without the owner's help. The owner's side must cost
+ * next to nothing, so it is one unlocked `addl $1, gate; js slow` on entry
+ * and one `subl $1, gate` on exit. gate holds the owner's nesting count in
+ * its low 31 bits and GATE_STEAL in bit 31:
  *
- *   owner (every allocator call)        reclaim thread (tcache_idle_scan)
- *   in_use++  (plain store)             steal_req = 1        (for each idle cache)
- *   compiler barrier                    membarrier(PRIVATE_EXPEDITED)
- *   if (steal_req) wait until 0         if (in_use == 0) flush the cache
- *   ... use the cache ...               steal_req = 0        (release)
- *   in_use--  (release store)
+ *   owner (every allocator call)          reclaim thread (tcache_idle_scan)
+ *   gate += 1; if (gate < 0) slow path    steal_active = 1
+ *   ... use the cache ...                 atomic gate |= GATE_STEAL
+ *   gate -= 1                             membarrier(PRIVATE_EXPEDITED)
+ *                                         if (gate == GATE_STEAL) flush
+ *                                         atomic gate &= ~GATE_STEAL
+ *                                         steal_active = 0
  *
- * membarrier() runs a full barrier on every CPU running a thread of this
- * process, so either the owner's in_use store is visible to the reclaim
- * thread (it backs off), or the owner's later load sees steal_req and the
- * owner waits until the flush is done. The owner's side costs three plain
- * memory operations and a branch on each call, no fences. Without
- * membarrier (old kernels, seccomp) the scan is off and only ebb_thread_idle
- * and the owner's own GC return idle memory. Thread exit cannot race: the
- * destructor holds in_use, and the scan runs under the registry lock that
- * unregistering takes.
+ * Why it is safe: membarrier() makes every CPU running a thread of the
+ * process execute a full barrier, and an instruction is never split by it.
+ * So the owner's `addl` either completed before the barrier (its store is
+ * then visible: the reclaim thread reads a count >= 1 and backs off), or
+ * runs after it and reads GATE_STEAL (the owner then waits in the slow
+ * path until the bit is cleared, i.e. until the flush is over). The
+ * reclaim thread flushes only when it reads exactly GATE_STEAL: its own
+ * bit, and no owner inside.
+ *
+ * The owner's plain read-modify-write can race with the reclaim thread's
+ * locked ones: (a) it can erase GATE_STEAL as it is set: the reclaim thread
+ * then does not read exactly GATE_STEAL and backs off; (b) it can put back
+ * a GATE_STEAL that was just cleared (a "stale" bit): the owner's next
+ * entry sees it, finds steal_active == 0 and clears it itself. Neither
+ * lets the two touch the cache at once.
+ *
+ * Without membarrier (old kernels, seccomp) the scan is off and only
+ * ebb_thread_idle and the owner's own GC return idle memory. Thread exit
+ * cannot race: the destructor holds the gate, and the scan runs under the
+ * registry lock that unregistering takes.
  */
 static int idle_protocol = -1;	/* -1 unknown, 0 off, 1 on */
 
@@ -270,8 +351,17 @@ int tcache_idle_protocol_init(void)
 
 void tcache_wait_steal(tcache_t *tc)
 {
-	while (atomic_load_explicit(&tc->steal_req, memory_order_acquire))
+	for (;;) {
+		uint32_t g = __atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE);
+		if (!(g & GATE_STEAL))
+			return;
+		if (!atomic_load_explicit(&tc->steal_active, memory_order_acquire)) {
+			/* a stale bit our own unlocked add put back */
+			__atomic_fetch_and(&tc->gate, ~GATE_STEAL, __ATOMIC_ACQ_REL);
+			return;
+		}
 		sched_yield();
+	}
 }
 
 void tcache_idle_scan(uint64_t now_ns)
@@ -287,7 +377,8 @@ void tcache_idle_scan(uint64_t now_ns)
 		if (t == tcache_self() || now_ns - last < idle_ns ||
 		    atomic_load_explicit(&t->idle_flushed, memory_order_relaxed))
 			continue;
-		atomic_store_explicit(&t->steal_req, 1, memory_order_relaxed);
+		atomic_store_explicit(&t->steal_active, 1, memory_order_seq_cst);
+		__atomic_fetch_or(&t->gate, GATE_STEAL, __ATOMIC_SEQ_CST);
 		t->scan_mark = 1;
 		marked++;
 	}
@@ -296,12 +387,13 @@ void tcache_idle_scan(uint64_t now_ns)
 		for (tcache_t *t = reg_head; t; t = t->reg_next) {
 			if (!t->scan_mark)
 				continue;
-			if (barrier_ok && atomic_load_explicit(&t->in_use, memory_order_acquire) == 0 &&
+			if (barrier_ok && __atomic_load_n(&t->gate, __ATOMIC_ACQUIRE) == GATE_STEAL &&
 			    t->state == TC_ACTIVE) {
 				tcache_flush_all(t);
 				atomic_store_explicit(&t->idle_flushed, 1, memory_order_relaxed);
 			}
-			atomic_store_explicit(&t->steal_req, 0, memory_order_release);
+			__atomic_fetch_and(&t->gate, ~GATE_STEAL, __ATOMIC_SEQ_CST);
+			atomic_store_explicit(&t->steal_active, 0, memory_order_release);
 			t->scan_mark = 0;
 		}
 	}
@@ -330,7 +422,8 @@ void tcache_atfork_child(void)
 	reg_head = NULL;
 	while (t) {
 		tcache_t *next = t->reg_next;
-		atomic_store_explicit(&t->steal_req, 0, memory_order_relaxed);
+		atomic_store_explicit(&t->steal_active, 0, memory_order_relaxed);
+		t->gate &= ~GATE_STEAL;
 		if (t != self)
 			tcache_flush_all(t);
 		t = next;

@@ -78,17 +78,19 @@ static void test_bytes_bound(void **state)
 {
 	(void)state;
 	tcache_t *tc = tcache_self();
-	int64_t limit = (int64_t)opt(OPT_tcache_max_bytes);
+	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
 	void *v[512];
-	for (unsigned s = 16; s <= 256 * 1024; s = s * 3 / 2 + 16) {
-		for (int i = 0; i < 64; i++)
-			v[i] = ebb_malloc(s);
-		for (int i = 0; i < 64; i++) {
-			ebb_free(v[i]);
-			assert_true(tc->room >= 0);	/* cached <= tcache_max_bytes */
-			assert_true(tc->room <= limit);
+	for (int round = 0; round < 3; round++)
+		for (unsigned s = 16; s <= 256 * 1024; s = s * 3 / 2 + 16) {
+			for (int i = 0; i < 300; i++)
+				v[i] = ebb_malloc(s);
+			for (int i = 0; i < 300; i++) {
+				ebb_free(v[i]);
+				assert_true(tcache_cached_bytes(tc) <= tc->bound_bytes);
+				assert_true(tc->bound_bytes <= limit);
+			}
 		}
-	}
+	assert_true(tcache_cached_bytes(tc) > 0);
 }
 
 static void *churn_and_exit(void *arg)
@@ -101,7 +103,7 @@ static void *churn_and_exit(void *arg)
 		for (int i = 0; i < 300; i++)
 			ebb_free(v[i]);
 	}
-	assert_true(tcache_self()->room < (int64_t)opt(OPT_tcache_max_bytes));	/* it cached something */
+	assert_true(tcache_cached_bytes(tcache_self()) > 0);	/* it cached something */
 	return NULL;
 }
 
@@ -153,8 +155,7 @@ static void park_run(int hold_in_use, int expect_flushed)
 		pthread_cond_wait(&park_cv, &park_mu);
 	pthread_mutex_unlock(&park_mu);
 	assert_true(tcache_idle_protocol_init());
-	int64_t limit = (int64_t)opt(OPT_tcache_max_bytes);
-	assert_true(parked_tc->room < limit);
+	assert_true(tcache_cached_bytes(parked_tc) > 0);
 	uint64_t before = arena_alloc_bytes();
 	/* enable the scan: idle for 1 ms, and make the cache look old */
 	int64_t one = 1;
@@ -163,14 +164,15 @@ static void park_run(int hold_in_use, int expect_flushed)
 	tcache_idle_scan(os_now_ns_test());
 	atomic_store(&opt_values[OPT_tcache_idle_ms], (int64_t)0);
 	if (expect_flushed) {
-		assert_int_equal(parked_tc->room, limit);	/* nothing cached any more */
+		assert_int_equal(tcache_cached_bytes(parked_tc), 0);	/* nothing cached any more */
 		assert_true(arena_alloc_bytes() < before);
 		assert_int_equal(atomic_load(&parked_tc->idle_flushed), 1);
 	} else {
-		assert_true(parked_tc->room < limit);		/* in use: untouched */
+		assert_true(tcache_cached_bytes(parked_tc) > 0);	/* in use: untouched */
 		assert_int_equal(arena_alloc_bytes(), before);
 	}
-	assert_int_equal(atomic_load(&parked_tc->steal_req), 0);
+	assert_int_equal(parked_tc->gate & GATE_STEAL, 0);
+	assert_int_equal(atomic_load(&parked_tc->steal_active), 0);
 	pthread_mutex_lock(&park_mu);
 	release_it = 1;
 	pthread_cond_broadcast(&park_cv);
