@@ -18,7 +18,8 @@
  * appeared. Samples are kept in memory and the file is rewritten (to a
  * temporary name, then renamed) every 10 s and at the end, so a recording
  * stopped with Ctrl-C or cut short is still complete up to that point.
- * In command mode rsswatch exits with the command's status.
+ * In command mode rsswatch exits with the command's status; -t (or a
+ * SIGTERM to rsswatch) ends the recording and the command (SIGTERM).
  *
  * --plot renders every file on one chart with gnuplot (RSS solid, active
  * dashed), as out.png and out.svg; the label of a file is its "label="
