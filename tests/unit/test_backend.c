@@ -29,7 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -731,7 +735,152 @@ static void test_all_fail_none(void **state)
 	region_free(&r);
 }
 
-/* ---- 5. fork --------------------------------------------------------------- */
+/* ---- 5. real kernel refusals: seccomp in a child ------------------------- */
+
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
+
+/* In the calling process from now on: syscall nr_a fails with err_a,
+ * nr_b with err_b (nr < 0: unused). 0 or -1. */
+static int seccomp_deny(long nr_a, int err_a, long nr_b, int err_b)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr_a, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err_a & SECCOMP_RET_DATA)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr_b, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err_b & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { (unsigned short)(sizeof(f) / sizeof(f[0])), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+static int run_in_child(int (*fn)(void))
+{
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		_exit(fn());
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* purge a fresh region through backend_purge; 0 if it worked and
+ * the backend in use is want */
+static int child_region_ok(const char *want)
+{
+	struct region r;
+	size_t bad = 0;
+
+	region_make(&r, 4 * MIB, 41u, 64, 4);
+	if (backend_purge(r.iov, r.niov, RECLAIM_DONTNEED) != (ssize_t)region_purge_bytes(&r))
+		return 20;
+	for (size_t i = 0; i < r.npages; i++)
+		if (r.base[i * page_bytes] != (r.purged[i] ? 0 : page_pattern(i)))
+			bad++;
+	if (bad)
+		return 21;
+	if (strcmp(backend_name(), want) != 0)
+		return 22;
+	region_free(&r);
+	return 0;
+}
+
+static uint64_t fallbacks_now(void)
+{
+	struct ebb_stats st;
+
+	memset(&st, 0, sizeof(st));
+	backend_stats_merge(&st);
+	return st.backend_fallbacks;
+}
+
+/* io_uring_setup -> EPERM (kernel.io_uring_disabled=2 answers that),
+ * process_madvise -> ENOSYS (a kernel without it): EBB_RECLAIM_BACKEND=
+ * uring ends on madvise, two fallbacks. */
+static int child_init_refused(void)
+{
+	if (seccomp_deny(SYS_io_uring_setup, EPERM, SYS_process_madvise, ENOSYS))
+		return 30;
+	backend_test_reset();
+	if (backend_select(RECLAIM_BACKEND_URING) != RECLAIM_BACKEND_MADVISE)
+		return 31;
+	if (fallbacks_now() != 2)
+		return 32;
+	return child_region_ok("madvise");
+}
+
+/* vector works at init, then process_madvise starts failing with EPERM:
+ * the batch goes to madvise, vector stays disabled. */
+static int child_vector_refused_later(void)
+{
+	backend_test_reset();
+	if (backend_select(RECLAIM_BACKEND_VECTOR) != RECLAIM_BACKEND_VECTOR)
+		return 40;
+	if (child_region_ok("vector"))
+		return 41;
+	if (seccomp_deny(SYS_process_madvise, EPERM, -1, 0))
+		return 42;
+	if (child_region_ok("madvise"))
+		return 43;
+	if (fallbacks_now() != 1)
+		return 44;
+	if (child_region_ok("madvise"))
+		return 45;
+	return fallbacks_now() == 1 ? 0 : 46;
+}
+
+/* uring works at init, then io_uring_enter fails with EPERM: nothing was
+ * consumed, the ring is dropped, the batch goes to vector (or madvise). */
+static int child_uring_refused_later(void)
+{
+	const char *next = avail[RECLAIM_BACKEND_VECTOR] == 0 ? "vector" : "madvise";
+
+	backend_test_reset();
+	if (backend_select(RECLAIM_BACKEND_URING) != RECLAIM_BACKEND_URING)
+		return 50;
+	if (child_region_ok("uring"))
+		return 51;
+	if (seccomp_deny(SYS_io_uring_enter, EPERM, -1, 0))
+		return 52;
+	if (child_region_ok(next))
+		return 53;
+	return fallbacks_now() == 1 ? 0 : 54;
+}
+
+static void test_seccomp_init_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(run_in_child(child_init_refused), 0);
+}
+
+static void test_seccomp_vector_refused_later(void **state)
+{
+	(void)state;
+	require_backend(RECLAIM_BACKEND_VECTOR);
+	assert_int_equal(run_in_child(child_vector_refused_later), 0);
+}
+
+static void test_seccomp_uring_refused_later(void **state)
+{
+	(void)state;
+	require_backend(RECLAIM_BACKEND_URING);
+	assert_int_equal(run_in_child(child_uring_refused_later), 0);
+}
+
+/* ---- 6. fork --------------------------------------------------------------- */
 
 /*
  * Parent purges A; forks; the child purges B (same addresses as the
@@ -846,6 +995,9 @@ int main(void)
 		cmocka_unit_test_setup(test_fallback_init_eperm, setup_reset),
 		cmocka_unit_test_setup(test_bad_batch_disables_nothing, setup_reset),
 		cmocka_unit_test_setup(test_all_fail_none, setup_reset),
+		cmocka_unit_test_setup(test_seccomp_init_refused, setup_reset),
+		cmocka_unit_test_setup(test_seccomp_vector_refused_later, setup_reset),
+		cmocka_unit_test_setup(test_seccomp_uring_refused_later, setup_reset),
 		cmocka_unit_test_setup(test_fork_uring, setup_reset),
 		cmocka_unit_test_setup(test_fork_vector, setup_reset),
 		cmocka_unit_test_setup(test_fork_madvise, setup_reset),
