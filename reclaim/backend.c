@@ -330,13 +330,18 @@ static int backend_select_locked(int pref)
 
 int backend_select(int pref)
 {
-	int id;
+	int id, saved_errno;
 
+	id = atomic_load_explicit(&backend_cur, memory_order_relaxed);
+	if (id != BACKEND_UNPROBED)
+		return id;
+	saved_errno = errno;	/* init's syscalls must not leak errno */
 	pthread_mutex_lock(&backend_lock);
 	id = atomic_load_explicit(&backend_cur, memory_order_relaxed);
 	if (id == BACKEND_UNPROBED)
 		id = backend_select_locked(pref);
 	pthread_mutex_unlock(&backend_lock);
+	errno = saved_errno;
 	return id;
 }
 
@@ -486,10 +491,13 @@ void backend_atfork_parent(void)
 
 void backend_atfork_child(void)
 {
+	int saved_errno = errno;	/* fork() returns right after this */
+
 	pthread_mutex_init(&backend_lock, NULL);
 	/* the choice and the disabled set stay (same kernel, same rules);
 	 * the state each backend set up belongs to the parent */
 	backend_forget_inherited_locked();
+	errno = saved_errno;
 }
 
 /* ---- test hooks (declared here, not in reclaim.h: tests only) ---------- */

@@ -58,8 +58,11 @@ struct reclaim_backend {
 	/* Probe and set up (may be called again after a fork, in the child).
 	 * 0, or -errno when the backend cannot work here. */
 	int (*init)(void);
-	/* Purge n ranges. Returns bytes purged, or -errno. *syscalls is
-	 * incremented by the number of syscalls made. */
+	/* Purge n ranges with advice MADV_DONTNEED or MADV_FREE (backend.c
+	 * maps enum reclaim_advice to these). Returns bytes purged, or
+	 * -errno (then the batch counts as not purged, though some ranges
+	 * may have been). Returns only when the kernel is done with every
+	 * range. *syscalls is incremented by the number of syscalls made. */
 	ssize_t (*purge)(const struct iovec *v, size_t n, int advice,
 			 uint64_t *syscalls);
 	/* Release what init set up. */
