@@ -74,6 +74,8 @@ struct doctor {
 	uint64_t heaps_rss_kib, heaps_used_bytes;
 	size_t narenas;
 	int has_stats_file;
+	int has_stats;		/* stats read from that file */
+	struct ebb_stats_file stats;
 };
 
 static void usage(FILE *f)
@@ -423,6 +425,7 @@ static void print_json(const struct doctor *d, const struct anon_summary *a)
 	json_str(d->cmd);
 	printf(",\n  \"allocator\": \"%s\",\n", proc_alloc_name(d->al.active));
 	printf("  \"preloaded\": %s,\n", d->al.preloaded ? "true" : "false");
+	printf("  \"linked\": %s,\n", d->al.linked ? "true" : "false");
 	printf("  \"jvm\": %s,\n", d->al.jvm ? "true" : "false");
 	printf("  \"mapped_allocators\": [");
 	for (k = 1; k < PROC_ALLOC_COUNT; k++)
@@ -492,8 +495,9 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 		       d->vmrss_kib >= 0 ? KB(d->vmrss_kib, 0) : "?");
 
 	printf("allocator     %s", al == PROC_ALLOC_GLIBC ? "glibc malloc" :
-	       al == PROC_ALLOC_UNKNOWN ? "unknown (no libc mapped: static binary?)" :
-	       proc_alloc_name(al));
+	       al != PROC_ALLOC_UNKNOWN ? proc_alloc_name(al) :
+	       d->al.linked ? "a malloc linked into the program (not glibc's; which one is not known)" :
+	       "unknown (no libc mapped: static binary?)");
 	if (al != PROC_ALLOC_UNKNOWN)
 		printf(" (%s%s)", d->al.preloaded ? "LD_PRELOAD " : "", d->al.path[al]);
 	printf("\n");
@@ -576,6 +580,17 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 		break;
 	case PROC_ALLOC_EBBMALLOC:
 		printf("finding: ebbmalloc serves malloc (glibc arena heaps: %zu).\n", d->nh);
+		if (d->has_stats) {
+			const struct ebb_stats *st = &d->stats.stats;
+
+			printf("  from its stats file: allocated %s, active %s, dirty %s, mapped %s,\n"
+			       "  purged so far %s by the %s backend.\n",
+			       BY(st->allocated_bytes, 0), BY(st->active_bytes, 1), BY(st->dirty_bytes, 2),
+			       BY(st->mapped_bytes, 3), BY(st->purged_bytes, 4), st->backend);
+			if (st->dirty_bytes > 64 * MIB && st->dirty_bytes * 2 > st->active_bytes)
+				printf("  %s of freed pages wait for their purge: is decay_ms large, or "
+				       "reclaim=off?\n", BY(st->dirty_bytes, 0));
+		}
 		if (d->has_stats_file)
 			printf("live figures (active, dirty, purged): ebbstat %d\n", (int)d->pid);
 		else
@@ -652,8 +667,9 @@ int main(int argc, char **argv)
 	proc_cmdline(d.pid, d.cmd, sizeof(d.cmd));
 	d.threads = (long)proc_status_kib(d.pid, "Threads");
 	d.vmrss_kib = proc_status_kib(d.pid, "VmRSS");
-	d.has_stats_file = d.env && statsfile_path_env(d.env, d.envlen, d.pid, NULL, sf,
-						       sizeof(sf)) == 0;
+	d.has_stats_file = statsfile_path(d.pid, sf, sizeof(sf)) == 0;
+	d.has_stats = d.has_stats_file && statsfile_read(sf, &d.stats) == 0 &&
+		      d.stats.pid == (uint64_t)d.pid;
 	find_heaps(&d);
 	totals(&d);
 	anon_groups(&d, &a);

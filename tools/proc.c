@@ -7,10 +7,14 @@
  * /proc/PID/maps (libjemalloc, libtcmalloc*, libmimalloc, libebbmalloc);
  * when several are mapped, the one named in LD_PRELOAD wins, because the
  * dynamic linker resolves malloc from preloaded objects first. A process
- * with none of them and libc.so.6 mapped uses glibc's malloc. A statically
- * linked allocator cannot be seen this way (reported as unknown when libc
- * is not mapped either).
+ * with none of them and libc.so.6 mapped uses glibc's malloc, unless the
+ * program itself defines malloc (an allocator linked in statically: the
+ * linker then exports malloc in the executable's .dynsym so that libc's
+ * own calls reach it); which one is told by its thread names (ebbmalloc's
+ * "ebb-reclaim", jemalloc's "jemalloc_bg_thd") when it has any.
  */
+#include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -236,6 +240,96 @@ void proc_allocs_from_maps(const char *maps, const char *ld_preload,
 	out->active = PROC_ALLOC_UNKNOWN;
 }
 
+int proc_thread_named(pid_t pid, const char *name)
+{
+	char path[64], comm[64];
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.20s/comm", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			found = !strcmp(comm, name);
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+int proc_exe_defines(pid_t pid, const char *sym)
+{
+	char path[64];
+	Elf64_Ehdr eh;
+	Elf64_Shdr *sh = NULL;
+	char *str = NULL;
+	Elf64_Sym *syms = NULL;
+	int fd, found = 0;
+	size_t i, n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shnum == 0 || eh.e_shnum > 4096)
+		goto out;
+	sh = calloc(eh.e_shnum, sizeof(*sh));
+	if (!sh || pread(fd, sh, eh.e_shnum * sizeof(*sh), (off_t)eh.e_shoff) !=
+		   (ssize_t)(eh.e_shnum * sizeof(*sh)))
+		goto out;
+	for (i = 0; i < eh.e_shnum && !found; i++) {
+		const Elf64_Shdr *ss, *st;
+
+		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh.e_shnum)
+			continue;
+		ss = &sh[i];
+		st = &sh[ss->sh_link];
+		if (ss->sh_size > (64u << 20) || st->sh_size > (64u << 20) ||
+		    ss->sh_entsize != sizeof(Elf64_Sym))
+			continue;
+		syms = malloc(ss->sh_size);
+		str = malloc(st->sh_size + 1);
+		if (!syms || !str ||
+		    pread(fd, syms, ss->sh_size, (off_t)ss->sh_offset) != (ssize_t)ss->sh_size ||
+		    pread(fd, str, st->sh_size, (off_t)st->sh_offset) != (ssize_t)st->sh_size)
+			goto out;
+		str[st->sh_size] = '\0';
+		n = ss->sh_size / sizeof(Elf64_Sym);
+		for (size_t k = 0; k < n; k++)
+			if (syms[k].st_shndx != SHN_UNDEF && syms[k].st_name < st->sh_size &&
+			    ELF64_ST_TYPE(syms[k].st_info) == STT_FUNC &&
+			    !strcmp(str + syms[k].st_name, sym)) {
+				found = 1;
+				break;
+			}
+		free(syms);
+		free(str);
+		syms = NULL;
+		str = NULL;
+	}
+out:
+	free(syms);
+	free(str);
+	free(sh);
+	close(fd);
+	return found;
+}
+
 int proc_allocs(pid_t pid, struct proc_allocs *out)
 {
 	char *maps, *env;
@@ -251,5 +345,17 @@ int proc_allocs(pid_t pid, struct proc_allocs *out)
 	proc_allocs_from_maps(maps, pre, out);
 	free(env);
 	free(maps);
+	if (!out->preloaded && (out->active == PROC_ALLOC_GLIBC || out->active == PROC_ALLOC_UNKNOWN) &&
+	    proc_exe_defines(pid, "malloc")) {
+		/* linked into the program */
+		if (proc_thread_named(pid, "ebb-reclaim"))
+			out->active = PROC_ALLOC_EBBMALLOC;
+		else if (proc_thread_named(pid, "jemalloc_bg_thd"))
+			out->active = PROC_ALLOC_JEMALLOC;
+		else
+			out->active = PROC_ALLOC_UNKNOWN;
+		out->linked = 1;
+		snprintf(out->path[out->active], sizeof(out->path[0]), "linked into the program");
+	}
 	return 0;
 }

@@ -62,6 +62,7 @@ struct proc_allocs {
 	enum proc_alloc active;		/* the one that serves malloc */
 	unsigned mapped_mask;		/* 1 << enum proc_alloc, per mapped library */
 	int preloaded;			/* active one came from LD_PRELOAD */
+	int linked;			/* the program itself defines malloc */
 	int jvm;			/* libjvm.so is mapped */
 	char path[PROC_ALLOC_COUNT][256];	/* mapped file of each */
 };
@@ -71,8 +72,13 @@ const char *proc_alloc_name(enum proc_alloc a);
  * the process (may be NULL). */
 void proc_allocs_from_maps(const char *maps, const char *ld_preload,
 			   struct proc_allocs *out);
-/* Same, reading /proc/PID/maps and /proc/PID/environ. Returns 0 or -errno. */
+/* Same, reading /proc/PID/maps and /proc/PID/environ, and the program's
+ * own symbols for an allocator linked in. Returns 0 or -errno. */
 int proc_allocs(pid_t pid, struct proc_allocs *out);
+/* 1 if a thread of pid has this comm (name). */
+int proc_thread_named(pid_t pid, const char *name);
+/* 1 if the executable of pid defines function sym in its .dynsym. */
+int proc_exe_defines(pid_t pid, const char *sym);
 
 // statsfile.c
 /* Finds the stats file of pid from its environment (EBB_STATS_FILE, or

@@ -9,7 +9,8 @@
 # and recommend ebbrun / MALLOC_ARENA_MAX. With MALLOC_ARENA_MAX=2 it must
 # find one. Under jemalloc, tcmalloc, mimalloc (LD_PRELOAD; each checked when
 # its library is installed) and ebbmalloc it must name that allocator and
-# find no glibc arena heaps.
+# find no glibc arena heaps; ebbmalloc linked in statically (libebbmalloc.a)
+# must be recognised too.
 . "$(dirname "$0")/lib.sh"
 
 check "--help exits 0 with usage" bash -c "'$DOCTOR' --help | grep -q '^usage: ebb-doctor'"
@@ -96,6 +97,26 @@ if [ -e "$B/libebbmalloc.so" ]; then
 else
 	fail "$B/libebbmalloc.so does not exist (run make lib)"
 fi
+
+# ebbmalloc linked into the program (libebbmalloc.a): no library in the
+# maps; the program defines malloc and has the ebb-reclaim thread
+start_held s "$B/tests/tools/heapload-ebb" hold 64 1024
+pid=$HELD_PID
+if wait_line "$T/s.out" ready; then
+	for i in $(seq 50); do	# the reclaim thread starts on a slow path: wait for it
+		"$DOCTOR" --json $pid > "$T/s.json"
+		[ "$(jstr "$T/s.json" allocator)" = ebbmalloc ] && break
+		sleep 0.1
+	done
+	a=$(jstr "$T/s.json" allocator); n=$(jnum "$T/s.json" arena_heaps)
+	[ "$a" = ebbmalloc ] && grep -q '"linked": true' "$T/s.json" && grep -q '"preloaded": false' "$T/s.json" && [ "$n" = 0 ] \
+		&& ok "libebbmalloc.a linked in: allocator ebbmalloc, linked, 0 arena heaps" || fail "linked ebbmalloc: $(head -12 "$T/s.json")"
+else
+	fail "heapload-ebb never got ready: $(cat "$T/s.err")"
+fi
+end_held s $pid
+# plain glibc programs do not define malloc themselves
+grep -q '"linked": false' "$T/g.json" && ok "glibc program: not linked" || fail "glibc program reported as linking its own malloc"
 
 # errors
 "$DOCTOR" 999999999 2> "$T/err"; rc=$?
