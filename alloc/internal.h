@@ -381,6 +381,7 @@ void     tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep);
 void     tcache_flush_all(tcache_t *tc);
 void     tcache_gc_tick(tcache_t *tc);
 void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
+void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */
 size_t   tcache_cached_bytes(const tcache_t *tc);
 void     tcache_set_node(tcache_t *tc, unsigned node);
 size_t   tcache_stats_bytes(uint64_t *nthreads);

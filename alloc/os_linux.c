@@ -4,7 +4,8 @@
  *
  * Every wrapper saves and restores errno (callers are inside malloc, whose
  * caller may be inspecting errno) and returns 0 or -errno. Nothing here
- * allocates.
+ * allocates. os_map, os_remap_* and os_map_file first ask fault.c whether
+ * to fail (EBB_FAULT; one predictable branch when it is unset).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <linux/membarrier.h>
 
 #include "os.h"
+#include "fault.h"
 
 #ifndef PR_SET_VMA
 #define PR_SET_VMA		0x53564d41
@@ -30,6 +32,9 @@ int os_map(size_t size, size_t align, void **out)
 {
 	int saved = errno;
 	size_t page = 4096;
+	int f = fault_should_fail(FAULT_MMAP);
+	if (ebb_fault_unlikely(f))
+		return f;
 	if (align < page)
 		align = page;
 	if (size > SIZE_MAX - align)
@@ -64,6 +69,9 @@ int os_unmap(void *addr, size_t size)
 
 int os_remap_inplace(void *addr, size_t old_size, size_t new_size)
 {
+	int f = fault_should_fail(FAULT_MREMAP);
+	if (ebb_fault_unlikely(f))
+		return f;
 	int saved = errno;
 	void *p = mremap(addr, old_size, new_size, 0);
 	int r = p == MAP_FAILED ? -errno : 0;
@@ -73,6 +81,9 @@ int os_remap_inplace(void *addr, size_t old_size, size_t new_size)
 
 int os_remap_move(void *addr, size_t old_size, size_t new_size, void *dst)
 {
+	int f = fault_should_fail(FAULT_MREMAP);
+	if (ebb_fault_unlikely(f))
+		return f;
 	int saved = errno;
 	void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
 	int r = p == MAP_FAILED ? -errno : 0;
@@ -183,6 +194,9 @@ unsigned os_gettid(void)
 
 int os_map_file(const char *path, size_t size, void **out)
 {
+	int f = fault_should_fail(FAULT_MAPFILE);
+	if (ebb_fault_unlikely(f))
+		return f;
 	int saved = errno;
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {

@@ -286,7 +286,7 @@ static void free_slow(tcache_t *tc, void *p)
 			ebb_fatal_ptr("free", "double free", p);
 		arena_check_block(p, "free");
 	}
-	if (tc->state != TC_ACTIVE || c->node != tc->node || tc->bins[cls].max == 0) {
+	if (tc->state != TC_ACTIVE || c->node != tc->node) {
 		if (c->node != tc->node && tc->state == TC_ACTIVE) {
 			pthread_mutex_lock(&c->arena->lock);
 			c->arena->remote_frees++;
@@ -299,7 +299,12 @@ static void free_slow(tcache_t *tc, void *p)
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
 	if (b->count >= b->max)
-		tcache_flush_bin(tc, cls, b->max / 2);
+		tcache_bin_overflow(tc, cls);
+	if (b->count >= b->max) {	/* no room even after growing and flushing */
+		((uintptr_t *)p)[1] = tcache_key;
+		arena_dalloc_batch(c->arena, &p, 1);
+		return;
+	}
 	void **q = p;
 	q[0] = b->head;
 	q[1] = (void *)tcache_key;

@@ -42,11 +42,14 @@ static _Atomic unsigned tc_seq;
 
 /* ---- limits ------------------------------------------------------------------ */
 /*
- * Each bin has a cap (cache at most limit/8 bytes of one class, at most 256
+ * Each bin has a cap (at most limit/8 bytes of one class, at most 256
  * blocks; classes above 256 KiB are not cached) and a current max that
- * adapts between 1 and the cap:
- *   - a bin that runs dry doubles its max (and its refill batch, max/2),
- *     as long as the sum over bins of max * size stays <= tcache_max_bytes;
+ * adapts between 0 and the cap. It starts small (8 blocks up to 1 KiB, 2
+ * up to 8 KiB, 1 up to 32 KiB, 0 for page-run classes) and:
+ *   - a bin that runs dry (refill) or overflows (flush) doubles its max,
+ *     and its refill batch is max/2, as long as the sum over bins of
+ *     max * size stays <= tcache_max_bytes; when the budget is spent, bins
+ *     that hold less than half their max give back half of it first;
  *   - a bin that kept blocks it did not use across a GC tick (its low-water
  *     mark stayed above zero) gives back a share of them that doubles with
  *     each consecutive wasteful tick (1/4, 1/2, all), and halves its max.
@@ -69,9 +72,11 @@ static void bin_limits(tcache_t *tc)
 	tc->bound_bytes = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		tbin_t *b = &tc->bins[c];
-		uint32_t cap = c ? bin_cap(c, limit) : 0;
-		uint32_t max = cap < 8 ? cap : 8;
 		size_t size = sizeclass_info[c].size;
+		uint32_t cap = c ? bin_cap(c, limit) : 0;
+		uint32_t max = c == 0 || c > NSMALL ? 0 : size <= 1024 ? 8 : size <= 8192 ? 2 : 1;
+		if (max > cap)
+			max = cap;
 		if (tc->bound_bytes + max * size > limit)
 			max = 0;
 		b->max = (uint16_t)max;
@@ -81,24 +86,63 @@ static void bin_limits(tcache_t *tc)
 	}
 }
 
-void tcache_bin_dry(tcache_t *tc, unsigned cls)
+static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
+{
+	tbin_t *b = &tc->bins[cls];
+	size_t size = sizeclass_info[cls].size;
+	tc->bound_bytes = tc->bound_bytes - b->max * size + max * size;
+	b->max = (uint16_t)max;
+	b->batch = (uint16_t)(max / 2 ? max / 2 : 1);
+	if (b->count > max)
+		tcache_flush_bin(tc, cls, max);
+}
+
+/* Budget is spent: bins holding less than half their max give back half
+ * of it, until need bytes are free or every bin was looked at. */
+static void budget_reclaim(tcache_t *tc, unsigned except, size_t need)
+{
+	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
+	for (unsigned k = 0; k < NCLASS && tc->bound_bytes + need > limit; k++) {
+		unsigned c = tc->gc_bin;
+		tc->gc_bin = tc->gc_bin >= NCLASS ? 1 : tc->gc_bin + 1;
+		tbin_t *b = &tc->bins[c];
+		if (c == 0 || c == except || b->max == 0 || b->count * 2 >= b->max)
+			continue;
+		bin_set_max(tc, c, b->max / 2);
+	}
+}
+
+/* The bin ran dry (refill) or overflowed (flush): let it hold more. */
+static void bin_grow(tcache_t *tc, unsigned cls)
 {
 	tbin_t *b = &tc->bins[cls];
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
 	size_t size = sizeclass_info[cls].size;
 	uint32_t cap = bin_cap(cls, limit);
-	b->low = 0;
 	b->waste_ticks = 0;
-	if (b->max < cap) {
-		uint32_t grow = b->max ? b->max : 1;
-		if (b->max + grow > cap)
-			grow = cap - b->max;
-		if (tc->bound_bytes + grow * size <= limit) {
-			b->max = (uint16_t)(b->max + grow);
-			tc->bound_bytes += grow * size;
-		}
-	}
-	b->batch = (uint16_t)(b->max / 2 ? b->max / 2 : 1);
+	if (b->max >= cap)
+		return;
+	uint32_t grow = b->max ? b->max : 1;
+	if (b->max + grow > cap)
+		grow = cap - b->max;
+	if (tc->bound_bytes + grow * size > limit)
+		budget_reclaim(tc, cls, grow * size);
+	if (tc->bound_bytes + grow * size <= limit)
+		bin_set_max(tc, cls, b->max + grow);
+}
+
+void tcache_bin_dry(tcache_t *tc, unsigned cls)
+{
+	tc->bins[cls].low = 0;
+	bin_grow(tc, cls);
+}
+
+void tcache_bin_overflow(tcache_t *tc, unsigned cls)
+{
+	bin_grow(tc, cls);
+	tbin_t *b = &tc->bins[cls];
+	if (b->count >= b->max)
+		tcache_flush_bin(tc, cls, b->max / 2);
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc)
@@ -272,14 +316,8 @@ void tcache_gc_tick(tcache_t *tc)
 			tcache_flush_bin(tc, c, b->count - drop);
 			if (b->waste_ticks < 2)
 				b->waste_ticks++;
-			if (b->max > 1) {
-				uint32_t shrink = b->max / 2;
-				b->max = (uint16_t)(b->max - shrink);
-				tc->bound_bytes -= shrink * sizeclass_info[c].size;
-				b->batch = (uint16_t)(b->max / 2 ? b->max / 2 : 1);
-				if (b->count > b->max)
-					tcache_flush_bin(tc, c, b->max);
-			}
+			if (b->max > 1)
+				bin_set_max(tc, c, b->max - b->max / 2);
 		} else {
 			b->waste_ticks = 0;
 		}

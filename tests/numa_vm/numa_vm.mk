@@ -18,7 +18,8 @@ NUMA_VM_PKGS_OK  := $(NUMA_VM_DIR)/.pkgs-ok
 NUMA_VM_TIMEOUT  ?= 240
 NUMA_VM_CFLAGS   := $(filter-out $(SANFLAGS),$(CFLAGS_COMMON)) -static
 NUMA_VM_RUN      := NUMA_VM_WORK=$(NUMA_VM_DIR) tests/numa_vm/run.sh
-EXTRA_PKGS       += $(NUMA_VM_PKGS)
+# not in EXTRA_PKGS: a plain `make` or `make demo` need not pull in qemu;
+# the stamp below installs them for this suite only
 
 NUMA_VM_ANCHORS  := jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
 	tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
