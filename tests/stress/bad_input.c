@@ -250,6 +250,19 @@ static int case_zero_sizes(void)
 	if (!q)
 		FAIL("calloc(0, 0) = NULL");
 	free(q);
+	/* size 0 with an alignment: NULL, or a pointer that honours it */
+	for (size_t a = 16; a <= (1 << 20); a <<= 1) {
+		void *r[3] = { NULL, memalign(a, V(0)), aligned_alloc(a, V(0)) };
+		int rc = posix_memalign(&r[0], a, V(0));
+		if (rc)
+			FAIL("posix_memalign(%zu, 0) = %d", a, rc);
+		for (int k = 0; k < 3; k++) {
+			if ((uintptr_t)r[k] & (a - 1))
+				FAIL("%s(%zu, 0) = %p is not aligned", k == 0 ? "posix_memalign" : k == 1 ? "memalign" : "aligned_alloc",
+				     a, r[k]);
+			free(r[k]);
+		}
+	}
 	return 0;
 }
 

@@ -163,6 +163,8 @@ static void alloc_into(struct worker *w, struct blk *b)
 		align = (size_t)1 << lg;
 		if (size > (2 << 20))
 			size = size / 4;
+		if (size == 0)	/* aligned size 0 is bad_input's (zero_sizes) */
+			size = 1;
 		p = aligned_any((unsigned)rng_below(&w->rng, 3), align, size, &what);
 	} else {
 		/* dirty then calloc: the same size freed with a pattern in it */
