@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -102,14 +103,18 @@ static int uring_create(void)
 
 /*
  * Reap exactly `expected` CQEs. *bytes gets the lengths of the successful
- * ones (user_data), the first error is returned. Returns 0, the first CQE
- * error, or the wait error when the ring itself broke (then some SQEs may
- * still be in flight: there is nothing more we can do about it).
+ * ones (user_data). Returns the first CQE error (0 if none); *ring_err
+ * gets the error of io_uring_wait_cqe itself when the ring broke (EBADF:
+ * the application closed our fd). Even then we do not return before every
+ * consumed SQE has completed: the CQ ring stays mapped (the mapping holds
+ * the ring alive) so we poll it, sleeping 20 us between looks, for up to
+ * ~30 s; past that nothing more can be done.
  */
-static int uring_reap(unsigned expected, size_t *bytes, uint64_t *syscalls)
+static int uring_reap(unsigned expected, size_t *bytes, uint64_t *syscalls,
+		      int *ring_err)
 {
 	struct io_uring_cqe *cqes[URING_REAP_BATCH];
-	unsigned got = 0;
+	unsigned got = 0, polls = 0;
 	int first_err = 0;
 
 	while (got < expected) {
@@ -118,16 +123,22 @@ static int uring_reap(unsigned expected, size_t *bytes, uint64_t *syscalls)
 		if (want > URING_REAP_BATCH)
 			want = URING_REAP_BATCH;
 		k = io_uring_peek_batch_cqe(&uring_ring, cqes, want);
-		if (k == 0) {
+		if (k == 0 && !*ring_err) {
 			struct io_uring_cqe *cqe;
 			int ret;
 
 			(*syscalls)++;
 			ret = io_uring_wait_cqe(&uring_ring, &cqe);
-			if (ret == -EINTR || ret == -EAGAIN)
-				continue;
-			if (ret < 0)
-				return ret;
+			if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+				*ring_err = ret;
+			continue;
+		}
+		if (k == 0) {
+			struct timespec ts = { 0, 20000 };
+
+			if (++polls > 1500000)
+				return first_err ? first_err : *ring_err;
+			nanosleep(&ts, NULL);
 			continue;
 		}
 		for (j = 0; j < k; j++) {
@@ -144,12 +155,21 @@ static int uring_reap(unsigned expected, size_t *bytes, uint64_t *syscalls)
 	return first_err;
 }
 
+/* The fd number may not be ours any more: drop the ring without closing
+ * what may now be someone else's file. */
+static void uring_destroy_after(int err)
+{
+	if (err == -EBADF || err == -EOPNOTSUPP)
+		uring_ring.ring_fd = -1;	/* queue_exit's close fails */
+	uring_destroy();
+}
+
 /* Submit the `queued` SQEs waiting in the ring and reap them all. */
 static int uring_run(unsigned queued, size_t *bytes, uint64_t *syscalls)
 {
 	unsigned head0 = io_uring_smp_load_acquire(uring_ring.sq.khead);
 	unsigned consumed;
-	int ret, tries = 0, err;
+	int ret, tries = 0, err, ring_err = 0;
 
 	do {
 		(*syscalls)++;
@@ -158,10 +178,14 @@ static int uring_run(unsigned queued, size_t *bytes, uint64_t *syscalls)
 	} while ((ret == -EINTR || ret == -EAGAIN || ret == -EBUSY) &&
 		 consumed < queued && ++tries < 8);
 
-	err = uring_reap(consumed, bytes, syscalls);
-	if (consumed < queued) {
+	err = uring_reap(consumed, bytes, syscalls, &ring_err);
+	if (ring_err) {
+		uring_destroy_after(ring_err);
+		if (!err)
+			err = ring_err;
+	} else if (consumed < queued) {
 		/* leftovers must never be submitted later: drop the ring */
-		uring_destroy();
+		uring_destroy_after(ret);
 		if (!err)
 			err = ret < 0 ? ret : -EIO;
 	}
@@ -173,17 +197,18 @@ static ssize_t uring_purge(const struct iovec *v, size_t n, int advice,
 {
 	size_t total_bytes = 0;
 	size_t i = 0, off = 0;	/* next byte: v[i].iov_base + off */
+	int rebuilt = 0;
 
-	if (!uring_ready) {
-		int err = uring_create();
-
-		if (err)
-			return err;
-	}
 	while (i < n) {
+		size_t part_i = i, part_off = off, part_bytes = 0;
 		unsigned queued = 0;
 		int err;
 
+		if (!uring_ready) {
+			err = uring_create();
+			if (err)
+				return err;
+		}
 		while (i < n && queued < uring_entries) {
 			struct io_uring_sqe *sqe;
 			char *addr;
@@ -222,9 +247,19 @@ static ssize_t uring_purge(const struct iovec *v, size_t n, int advice,
 		}
 		if (queued == 0)
 			break;
-		err = uring_run(queued, &total_bytes, syscalls);
+		err = uring_run(queued, &part_bytes, syscalls);
+		if (err == -EBADF && !rebuilt) {
+			/* the application closed our ring fd (daemons close
+			 * every fd): uring_run dropped the ring; build a new
+			 * one and send this part again */
+			rebuilt = 1;
+			i = part_i;
+			off = part_off;
+			continue;
+		}
 		if (err)
 			return err;
+		total_bytes += part_bytes;
 	}
 	return (ssize_t)total_bytes;
 }

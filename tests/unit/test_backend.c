@@ -34,6 +34,7 @@
 #include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -735,6 +736,90 @@ static void test_all_fail_none(void **state)
 	region_free(&r);
 }
 
+/* ---- the application closes our fds (daemons close every fd) ---------- */
+
+static int find_uring_fd(void)
+{
+	char path[64], link[64];
+
+	for (int fd = 3; fd < 1024; fd++) {
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		k = readlink(path, link, sizeof(link) - 1);
+		if (k <= 0)
+			continue;
+		link[k] = '\0';
+		if (strstr(link, "io_uring"))
+			return fd;
+	}
+	return -1;
+}
+
+/* closed: the batch still goes through (a new ring); replaced by a pipe:
+ * the pipe is not closed by us, the batch falls back */
+static void test_uring_fd_closed_or_replaced(void **state)
+{
+	struct region r;
+	int fd, pfd[2];
+	struct stat sb;
+
+	(void)state;
+	require_backend(RECLAIM_BACKEND_URING);
+	assert_int_equal(backend_select(RECLAIM_BACKEND_URING), RECLAIM_BACKEND_URING);
+	fd = find_uring_fd();
+	assert_true(fd >= 0);
+	close(fd);
+	region_make(&r, 4 * MIB, 51u, 64, 4);
+	assert_int_equal(backend_purge(r.iov, r.niov, RECLAIM_DONTNEED),
+			 (ssize_t)region_purge_bytes(&r));
+	region_check(&r);
+	assert_string_equal(backend_name(), "uring");
+	region_free(&r);
+
+	/* now put a pipe where the ring fd is */
+	fd = find_uring_fd();
+	assert_true(fd >= 0);
+	assert_int_equal(pipe(pfd), 0);
+	assert_int_equal(dup2(pfd[0], fd), fd);
+	region_make(&r, 4 * MIB, 52u, 64, 4);
+	assert_int_equal(backend_purge(r.iov, r.niov, RECLAIM_DONTNEED),
+			 (ssize_t)region_purge_bytes(&r));
+	region_check(&r);
+	assert_string_not_equal(backend_name(), "uring");	/* EOPNOTSUPP */
+	assert_int_equal(fstat(fd, &sb), 0);	/* still open, still ours */
+	assert_true(S_ISFIFO(sb.st_mode));
+	close(fd);
+	close(pfd[0]);
+	close(pfd[1]);
+	region_free(&r);
+}
+
+/* the pidfd closed under the vector backend: it opens a new one */
+static void test_vector_pidfd_closed(void **state)
+{
+	struct region r;
+	char path[64], link[64];
+
+	(void)state;
+	require_backend(RECLAIM_BACKEND_VECTOR);
+	assert_int_equal(backend_select(RECLAIM_BACKEND_VECTOR), RECLAIM_BACKEND_VECTOR);
+	for (int fd = 3; fd < 1024; fd++) {
+		ssize_t k;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		k = readlink(path, link, sizeof(link) - 1);
+		if (k > 0 && (link[k] = '\0', strstr(link, "pidfd")))
+			close(fd);
+	}
+	region_make(&r, 4 * MIB, 53u, 64, 4);
+	assert_int_equal(backend_purge(r.iov, r.niov, RECLAIM_DONTNEED),
+			 (ssize_t)region_purge_bytes(&r));
+	region_check(&r);
+	assert_string_equal(backend_name(), "vector");
+	region_free(&r);
+}
+
 /* ---- 5. real kernel refusals: seccomp in a child ------------------------- */
 
 #ifndef SYS_process_madvise
@@ -995,6 +1080,8 @@ int main(void)
 		cmocka_unit_test_setup(test_fallback_init_eperm, setup_reset),
 		cmocka_unit_test_setup(test_bad_batch_disables_nothing, setup_reset),
 		cmocka_unit_test_setup(test_all_fail_none, setup_reset),
+		cmocka_unit_test_setup(test_uring_fd_closed_or_replaced, setup_reset),
+		cmocka_unit_test_setup(test_vector_pidfd_closed, setup_reset),
 		cmocka_unit_test_setup(test_seccomp_init_refused, setup_reset),
 		cmocka_unit_test_setup(test_seccomp_vector_refused_later, setup_reset),
 		cmocka_unit_test_setup(test_seccomp_uring_refused_later, setup_reset),
