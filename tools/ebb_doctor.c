@@ -73,6 +73,11 @@ struct doctor {
 	uint64_t mainheap_rss_kib, mainheap_bytes;
 	uint64_t heaps_rss_kib, heaps_used_bytes;
 	size_t narenas;
+	/* free chunks inside glibc's arenas (walk of their bins) */
+	int walk_ok;			/* every arena walked and consistent */
+	int main_found;			/* main_arena located and walked */
+	uint64_t arena_free_bytes, arena_top_bytes, arena_system_bytes;
+	uint64_t main_free_bytes, main_top_bytes, main_system_bytes;
 	int has_stats_file;
 	int has_stats;		/* stats read from that file */
 	struct ebb_stats_file stats;
@@ -222,6 +227,183 @@ static int heap_verify(int memfd, uint64_t base, uint64_t rw_bytes, struct heap 
 	return 1;
 }
 
+/* ---- free memory inside glibc's arenas ------------------------------------
+ *
+ * glibc's struct malloc_state (x86-64, glibc 2.26 and later):
+ *   0 mutex, 4 flags, 8 have_fastchunks, 16 fastbinsY[10], 96 top,
+ *   104 last_remainder, 112 bins[254], 2144 binmap[4], 2160 next,
+ *   2168 next_free, 2176 attached_threads, 2184 system_mem, 2192 max_system_mem
+ * Bin i (1 = unsorted, 2..63 small, 64..126 large) is a circular list whose
+ * header is the fake chunk at &bins[2 * (i - 1)] - 16; fastbins are
+ * NULL-terminated lists whose links are "safe-linked" since glibc 2.32
+ * (stored = next ^ (address of the link >> 12)). A chunk is
+ * { prev_size, size | flags, fd, bk }. The process keeps running while we
+ * read, so every pointer is checked against the arena's own heaps and the
+ * walk is bounded; an arena that does not check out is left out, and the
+ * figure is reported as partial. Chunks in threads' tcaches are not counted.
+ */
+#define MS_FASTBINS	16
+#define MS_TOP		96
+#define MS_BINS		112
+#define MS_NEXT		2160
+#define MS_SYSTEM_MEM	2184
+#define MS_BYTES	2200
+#define MS_NBINS	127
+#define MS_NFAST	10
+#define WALK_MAX_CHUNKS	200000
+
+struct range {
+	uint64_t lo, hi;
+};
+
+static int in_ranges(const struct range *r, size_t n, uint64_t p, uint64_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p >= r[i].lo && p + len <= r[i].hi && p + len >= p)
+			return 1;
+	return 0;
+}
+
+static uint64_t ms_word(const unsigned char *ms, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, ms + off, sizeof(v));
+	return v;
+}
+
+/* Sums the free chunks of the arena at addr whose memory lies in r[]. */
+static int walk_arena(int memfd, uint64_t addr, const struct range *r, size_t nr,
+		      uint64_t *free_bytes, uint64_t *top_bytes, uint64_t *system_bytes)
+{
+	unsigned char ms[MS_BYTES];
+	uint64_t sum = 0, top, c[4];
+	size_t chunks = 0;
+	int i;
+
+	if (pread(memfd, ms, sizeof(ms), (off_t)addr) != (ssize_t)sizeof(ms))
+		return -1;
+	top = ms_word(ms, MS_TOP);
+	if ((top & 15) || !in_ranges(r, nr, top, 32) ||
+	    pread(memfd, c, 16, (off_t)top) != 16)
+		return -1;
+	*top_bytes = c[1] & ~7ULL;
+	*system_bytes = ms_word(ms, MS_SYSTEM_MEM);
+	for (i = 1; i < MS_NBINS; i++) {
+		uint64_t hdr = addr + MS_BINS + 16 * (uint64_t)(i - 1) - 16;
+		uint64_t p = ms_word(ms, MS_BINS + 16 * (size_t)(i - 1));
+
+		while (p != hdr) {
+			if ((p & 15) || !in_ranges(r, nr, p, 32) || ++chunks > WALK_MAX_CHUNKS ||
+			    pread(memfd, c, sizeof(c), (off_t)p) != (ssize_t)sizeof(c))
+				return -1;
+			c[1] &= ~7ULL;
+			if (c[1] < 32 || !in_ranges(r, nr, p, c[1]))
+				return -1;
+			sum += c[1];
+			p = c[2];
+		}
+	}
+	for (i = 0; i < MS_NFAST; i++) {
+		uint64_t p = ms_word(ms, MS_FASTBINS + 8 * (size_t)i);
+
+		while (p) {
+			uint64_t next;
+
+			if ((p & 15) || !in_ranges(r, nr, p, 32) || ++chunks > WALK_MAX_CHUNKS ||
+			    pread(memfd, c, 24, (off_t)p) != 24)
+				return -1;
+			c[1] &= ~7ULL;
+			if (c[1] < 32 || c[1] > 256)
+				return -1;
+			sum += c[1];
+			next = c[2] ^ ((p + 16) >> 12);		/* safe-linking */
+			if (next && !in_ranges(r, nr, next, 32))
+				next = c[2];			/* glibc < 2.32 */
+			p = next;
+		}
+	}
+	*free_bytes = sum;
+	return 0;
+}
+
+static void walk_arenas(struct doctor *d, int memfd)
+{
+	struct range *r = calloc(d->nh ? d->nh : 1, sizeof(*r));
+	uint64_t main_addr = 0;
+	size_t i, j;
+	int bad = 0;
+
+	if (!r)
+		return;
+	for (i = 0; i < d->nh; i++) {
+		size_t nr = 0;
+		uint64_t f, t, sys, heap_sum = 0;
+
+		for (j = 0; j < i; j++)
+			if (d->h[j].arena == d->h[i].arena)
+				break;
+		if (j < i)
+			continue;	/* arena already walked */
+		for (j = 0; j < d->nh; j++)
+			if (d->h[j].arena == d->h[i].arena) {
+				r[nr].lo = d->h[j].base;
+				r[nr].hi = d->h[j].base + d->h[j].used_bytes;
+				heap_sum += d->h[j].used_bytes;
+				nr++;
+			}
+		if (walk_arena(memfd, d->h[i].arena, r, nr, &f, &t, &sys) != 0 || sys != heap_sum) {
+			bad = 1;
+			continue;
+		}
+		d->arena_free_bytes += f;
+		d->arena_top_bytes += t;
+		d->arena_system_bytes += sys;
+		if (!main_addr) {
+			/* the ring of arenas: the member outside every heap is main_arena */
+			uint64_t a = d->h[i].arena;
+			int steps;
+
+			for (steps = 0; steps < 1024; steps++) {
+				if (pread(memfd, &a, 8, (off_t)(a + MS_NEXT)) != 8 || !a)
+					break;
+				for (j = 0; j < d->nh; j++)
+					if (a >= d->h[j].base && a < d->h[j].base + HEAP_BYTES)
+						break;
+				if (j == d->nh) {
+					main_addr = a;
+					break;
+				}
+			}
+		}
+	}
+	d->walk_ok = d->nh > 0 && !bad;
+
+	/* the main arena: its chunks live in the brk [heap] */
+	if (main_addr) {
+		size_t nr = 0;
+		uint64_t f, t, sys;
+
+		free(r);
+		r = calloc(d->nv, sizeof(*r));
+		for (i = 0; r && i < d->nv; i++)
+			if (!strcmp(d->v[i].name, "[heap]")) {
+				r[nr].lo = d->v[i].start;
+				r[nr].hi = d->v[i].end;
+				nr++;
+			}
+		if (r && nr && walk_arena(memfd, main_addr, r, nr, &f, &t, &sys) == 0) {
+			d->main_found = 1;
+			d->main_free_bytes = f;
+			d->main_top_bytes = t;
+			d->main_system_bytes = sys;
+		}
+	}
+	free(r);
+}
+
 static void find_heaps(struct doctor *d)
 {
 	char path[64];
@@ -264,8 +446,10 @@ static void find_heaps(struct doctor *d)
 				break;
 		}
 	}
-	if (memfd >= 0)
+	if (memfd >= 0) {
+		walk_arenas(d, memfd);
 		close(memfd);
+	}
 
 	/* RSS of each heap, from the mappings that overlap it */
 	for (j = 0; j < d->nh; j++) {
@@ -444,6 +628,14 @@ static void print_json(const struct doctor *d, const struct anon_summary *a)
 	printf("  \"arena_heaps_verified\": %s,\n", d->mem_ok ? "true" : "false");
 	printf("  \"arena_heaps_rss_kib\": %" PRIu64 ",\n  \"arena_heaps_used_bytes\": %" PRIu64 ",\n",
 	       d->heaps_rss_kib, d->heaps_used_bytes);
+	printf("  \"arena_walk_ok\": %s,\n", d->walk_ok ? "true" : "false");
+	printf("  \"arena_free_bytes\": %" PRIu64 ",\n  \"arena_top_bytes\": %" PRIu64 ",\n"
+	       "  \"arena_system_bytes\": %" PRIu64 ",\n", d->arena_free_bytes, d->arena_top_bytes,
+	       d->arena_system_bytes);
+	printf("  \"main_arena_found\": %s,\n", d->main_found ? "true" : "false");
+	printf("  \"main_free_bytes\": %" PRIu64 ",\n  \"main_top_bytes\": %" PRIu64 ",\n"
+	       "  \"main_system_bytes\": %" PRIu64 ",\n", d->main_free_bytes, d->main_top_bytes,
+	       d->main_system_bytes);
 	printf("  \"arena_limit\": %ld,\n  \"malloc_arena_max_set\": %s,\n", limit,
 	       env_limit ? "true" : "false");
 	printf("  \"anon_by_size\": [");
@@ -477,6 +669,7 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 	long limit = arena_limit(d, &env_limit);
 	enum proc_alloc al = d->al.active;
 	size_t k;
+	uint64_t free_b;
 	int said = 0;
 
 	snprintf(shortcmd, sizeof(shortcmd), "%.*s", (int)sizeof(shortcmd) - 1,
@@ -516,6 +709,14 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 	       d->nh, d->narenas, d->narenas == 1 ? "" : "s", KB(d->heaps_rss_kib, 0),
 	       BY(d->heaps_used_bytes, 1), BY((uint64_t)d->nh * HEAP_BYTES, 2),
 	       d->nh && !d->mem_ok ? " (found by shape only)" : "");
+	if (d->nh && d->mem_ok)
+		printf("              free chunks in them: %s, plus %s at the heaps' tops, of %s "
+		       "from the kernel%s\n", BY(d->arena_free_bytes, 0), BY(d->arena_top_bytes, 1),
+		       BY(d->arena_system_bytes, 2),
+		       d->walk_ok ? "" : " (partial: some arenas changed while read)");
+	if (d->main_found)
+		printf("              main arena: free chunks %s, plus %s at the top, of %s from the kernel\n",
+		       BY(d->main_free_bytes, 0), BY(d->main_top_bytes, 1), BY(d->main_system_bytes, 2));
 	if (al == PROC_ALLOC_GLIBC)
 		printf("              arena limit %ld (%s)\n", limit,
 		       env_limit ? "MALLOC_ARENA_MAX" : "8 x online CPUs; MALLOC_ARENA_MAX not set");
@@ -550,9 +751,25 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 			if (d->anon_kib)
 				printf(" (%.0f%% of anonymous RSS)",
 				       100.0 * (double)d->heaps_rss_kib / (double)d->anon_kib);
-			printf(".\n  glibc gives threads their own arenas (up to %ld here), each a 64 MiB\n"
-			       "  heap that keeps its freed memory resident on its own: with many threads\n"
-			       "  RSS grows far beyond the live heap.\n", limit);
+			printf(".\n");
+			free_b = d->arena_free_bytes + d->arena_top_bytes;
+			if (d->mem_ok && d->arena_system_bytes && free_b * 3 >= d->arena_system_bytes) {
+				printf("  %s of the %s they got from the kernel (%.0f%%) is free chunks: memory\n"
+				       "  the program freed but glibc keeps, each arena on its own (up to %ld\n"
+				       "  arenas here, 64 MiB heaps each). That is fragmentation, not live data.\n",
+				       BY(free_b, 0), BY(d->arena_system_bytes, 1),
+				       100.0 * (double)free_b / (double)d->arena_system_bytes, limit);
+			} else if (d->mem_ok && d->arena_system_bytes) {
+				printf("  Only %s of the %s they got from the kernel is free chunks: most of it\n"
+				       "  is live data now. But freed memory stays with the arena that freed it\n"
+				       "  (up to %ld arenas here, 64 MiB heaps each): if RSS keeps growing\n"
+				       "  (rsswatch %d), the arenas are the place to look.\n",
+				       BY(free_b, 0), BY(d->arena_system_bytes, 1), limit, (int)d->pid);
+			} else {
+				printf("  glibc gives threads their own arenas (up to %ld here), each a 64 MiB\n"
+				       "  heap that keeps its freed memory resident on its own: with many threads\n"
+				       "  RSS grows far beyond the live heap.\n", limit);
+			}
 			printf("try: ebbrun -- %s\n", shortcmd);
 			printf("     (ebbmalloc: one arena per NUMA node, freed pages returned by a\n"
 			       "     background thread)\n");

@@ -1,12 +1,15 @@
 /*
  * heapload.c - the real processes the tools tests look at.
  *
- *   heapload arenas NTHREADS KIB   NTHREADS threads each malloc KIB KiB in
+ *   heapload arenas NTHREADS KIB [KEEP]
+ *                                  NTHREADS threads each malloc KIB KiB in
  *                                  256-byte pieces and touch them, all at
  *                                  once (a barrier keeps them alive, so
- *                                  glibc gives them separate arenas); then
- *                                  prints "ready heaps=K in_arenas=T" and
- *                                  waits for stdin to close (or 120 s)
+ *                                  glibc gives them separate arenas); with
+ *                                  KEEP, each then frees all but every
+ *                                  KEEP-th block; then prints "ready heaps=K
+ *                                  in_arenas=T freed=F" and waits for stdin
+ *                                  to close (or 120 s)
  *   heapload touch MIB [PIECE]     prints "start", sleeps 300 ms, mallocs and
  *                                  touches MIB MiB (in PIECE-byte blocks, or
  *                                  one block), prints "touched", holds 600 ms,
@@ -18,8 +21,12 @@
  * bases of the threads' first blocks that lie outside the brk heap, i.e. the
  * glibc arena heaps this program caused, computed from its own pointers
  * rather than from /proc. in_arenas=T counts the threads whose blocks are
- * in such heaps (each holds at least KIB KiB resident there).
+ * in such heaps (each holds at least KIB KiB resident there), and F the
+ * glibc chunk bytes those threads freed (malloc_usable_size + the 8-byte
+ * header): what ebb-doctor's walk of the arenas' free lists must find,
+ * less what the threads' tcaches keep (7 chunks of a size per thread).
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +44,10 @@ static size_t per_thread_bytes;
 struct slot {
 	void **blocks;
 	size_t n;
+	size_t freed_bytes;	/* glibc chunk bytes freed (usable size + header) */
 };
+
+static size_t keep_every;
 
 static void *worker(void *arg)
 {
@@ -54,6 +64,17 @@ static void *worker(void *arg)
 			abort();
 		memset(s->blocks[i], (int)(i & 0xff), PIECE);
 		__asm__ volatile("" : : "r"(s->blocks[i]) : "memory");
+	}
+	pthread_barrier_wait(&barrier);	/* all allocated: nobody reuses a hole */
+	if (keep_every) {
+		/* free all but every keep_every-th block: holes between live blocks */
+		for (i = 0; i < s->n; i++) {
+			if (i % keep_every == 0)
+				continue;
+			s->freed_bytes += malloc_usable_size(s->blocks[i]) + sizeof(size_t);
+			free(s->blocks[i]);
+			s->blocks[i] = NULL;
+		}
 	}
 	pthread_barrier_wait(&barrier);	/* all alive together */
 	pthread_barrier_wait(&barrier);	/* main has looked */
@@ -101,6 +122,7 @@ static int arenas(int nthreads, size_t kib)
 	struct slot *s = calloc((size_t)nthreads, sizeof(*s));
 	uintptr_t *bases = calloc((size_t)nthreads, sizeof(*bases));
 	int i, j, nb = 0, inarena = 0;
+	size_t freed = 0;
 
 	if (!t || !s || !bases)
 		return 1;
@@ -111,7 +133,8 @@ static int arenas(int nthreads, size_t kib)
 			perror("pthread_create");
 			return 1;
 		}
-	pthread_barrier_wait(&barrier);
+	pthread_barrier_wait(&barrier);	/* allocated */
+	pthread_barrier_wait(&barrier);	/* freed */
 	for (i = 0; i < nthreads; i++) {
 		uintptr_t p = (uintptr_t)s[i].blocks[0];
 		uintptr_t b = p & ~(HEAP - 1);
@@ -119,13 +142,14 @@ static int arenas(int nthreads, size_t kib)
 		if (in_brk_heap(p))
 			continue;
 		inarena++;
+		freed += s[i].freed_bytes;
 		for (j = 0; j < nb; j++)
 			if (bases[j] == b)
 				break;
 		if (j == nb)
 			bases[nb++] = b;
 	}
-	printf("ready heaps=%d in_arenas=%d\n", nb, inarena);
+	printf("ready heaps=%d in_arenas=%d freed=%zu\n", nb, inarena, freed);
 	fflush(stdout);
 	wait_stdin(120);
 	pthread_barrier_wait(&barrier);
@@ -172,8 +196,10 @@ static void free_all(void **b, size_t n)
 
 int main(int argc, char **argv)
 {
-	if (argc == 4 && !strcmp(argv[1], "arenas"))
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "arenas")) {
+		keep_every = argc == 5 ? (size_t)atol(argv[4]) : 0;
 		return arenas(atoi(argv[2]), (size_t)atol(argv[3]));
+	}
 	if ((argc == 3 || argc == 4) && (!strcmp(argv[1], "touch") || !strcmp(argv[1], "hold"))) {
 		size_t bytes = (size_t)atol(argv[2]) << 20;
 		size_t piece = argc == 4 ? (size_t)atol(argv[3]) : 0;
@@ -200,6 +226,6 @@ int main(int argc, char **argv)
 			sleep_ms(300);
 		return 0;
 	}
-	fprintf(stderr, "usage: heapload arenas NTHREADS KIB | touch MIB [PIECE] | hold MIB [PIECE]\n");
+	fprintf(stderr, "usage: heapload arenas NTHREADS KIB [KEEP] | touch MIB [PIECE] | hold MIB [PIECE]\n");
 	return 2;
 }

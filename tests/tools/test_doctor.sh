@@ -6,8 +6,9 @@
 # heapload itself reports how many distinct 64 MiB heaps its threads' blocks
 # live in (from its own pointers): ebb-doctor must find exactly that many
 # glibc arena heaps, with their RSS, with and without reading heap headers,
-# and recommend ebbrun / MALLOC_ARENA_MAX. With MALLOC_ARENA_MAX=2 it must
-# find one. Under jemalloc, tcmalloc, mimalloc (LD_PRELOAD; each checked when
+# and recommend ebbrun / MALLOC_ARENA_MAX. When the threads free 9 blocks in
+# 10, its walk of the arenas' free lists must find the bytes heapload says
+# it freed. With MALLOC_ARENA_MAX=2 it must find one heap. Under jemalloc, tcmalloc, mimalloc (LD_PRELOAD; each checked when
 # its library is installed) and ebbmalloc it must name that allocator and
 # find no glibc arena heaps; ebbmalloc linked in statically (libebbmalloc.a)
 # must be recognised too.
@@ -41,10 +42,36 @@ if wait_line "$T/g.out" '^ready'; then
 	grep -q "^finding: $heaps glibc arena heaps hold" "$T/g.txt" && grep -q '^try: ebbrun -- .*heapload arenas 32 2048' "$T/g.txt" \
 		&& grep -q 'MALLOC_ARENA_MAX=2' "$T/g.txt" && ok "finding and recommendation" \
 		|| { fail "no finding/recommendation"; cat "$T/g.txt"; }
+	fr=$(jnum "$T/g.json" arena_free_bytes); sys=$(jnum "$T/g.json" arena_system_bytes)
+	grep -q '"arena_walk_ok": true' "$T/g.json" && [ "${sys:-0}" -gt 0 ] && [ $((fr * 20)) -lt "$sys" ] \
+		&& ok "nothing freed: free chunks $fr of $sys bytes (< 5%)" || fail "nothing freed, yet free chunks '$fr' of '$sys'"
 else
 	fail "heapload arenas never got ready: $(cat "$T/g.err")"
 fi
 end_held g $pid
+
+# fragmentation: the threads free 9 blocks in 10; the walk of the arenas'
+# free lists must find what they freed (less their tcaches: 7 chunks each)
+start_held f "$HEAPLOAD" arenas 32 2048 10
+pid=$HELD_PID
+if wait_line "$T/f.out" '^ready'; then
+	inarenas=$(sed -n 's/.*in_arenas=\([0-9]*\).*/\1/p' "$T/f.out")
+	freed=$(sed -n 's/.*freed=\([0-9]*\).*/\1/p' "$T/f.out")
+	"$DOCTOR" --json $pid > "$T/f.json"
+	"$DOCTOR" $pid > "$T/f.txt"
+	fr=$(jnum "$T/f.json" arena_free_bytes); top=$(jnum "$T/f.json" arena_top_bytes); sys=$(jnum "$T/f.json" arena_system_bytes)
+	lo=$((freed - inarenas * 7 * 272 - 65536))
+	echo "heapload freed $freed bytes in arenas; ebb-doctor: free $fr + top $top of $sys"
+	grep -q '"arena_walk_ok": true' "$T/f.json" && ok "arena free lists walked" || fail "arena walk not ok"
+	[ $((fr + top)) -ge $lo ] && [ $((fr + top)) -le "$sys" ] && ok "free chunks $((fr + top)) in [$lo, $sys]" \
+		|| fail "free chunks $fr + top $top not in [$lo, $sys]"
+	grep -q 'That is fragmentation, not live data' "$T/f.txt" && ok "fragmentation named in the finding" \
+		|| { fail "no fragmentation finding"; grep -A8 '^finding' "$T/f.txt"; }
+	grep -q '"main_arena_found": true' "$T/f.json" && ok "main arena found through the arena ring" || fail "main arena not found"
+else
+	fail "heapload arenas (keep 10) never got ready: $(cat "$T/f.err")"
+fi
+end_held f $pid
 
 # MALLOC_ARENA_MAX=2: the main arena and one more
 start_held m env MALLOC_ARENA_MAX=2 "$HEAPLOAD" arenas 16 256
