@@ -528,8 +528,30 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	return n;
 }
 
+/* Chunks kept mapped per arena when wholly free: a spare avoids an
+ * mmap/munmap pair each time a small program's heap empties and refills. */
+#define CHUNKS_RETAINED 1
+
+/* A chunk whose pages are one CLEAN free run holds nothing: unlink it
+ * (under the lock) so the caller can unmap it after unlocking. */
+static int chunk_take_if_empty(arena_t *a, chunk_t *c)
+{
+	run_t *r = &c->runs[c->hdr_pages];
+	if (a->nchunks <= CHUNKS_RETAINED || r->kind != RUN_FREE || r->state != ST_CLEAN ||
+	    r->npages != CHUNK_PAGES - c->hdr_pages)
+		return 0;
+	bins_remove(a, r);
+	chunk_t **pp = &a->chunks;
+	while (*pp != c)
+		pp = &(*pp)->next;
+	*pp = c->next;
+	a->nchunks--;
+	return 1;
+}
+
 void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
 {
+	chunk_t *empty = NULL;	/* unlinked empty chunks, chained through next */
 	pthread_mutex_lock(&a->lock);
 	for (unsigned i = 0; i < n; i++) {
 		chunk_t *c = chunk_of(v[i].iov_base);
@@ -543,8 +565,17 @@ void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
 		/* Pages a failed purge left resident are still counted CLEAN:
 		 * retrying forever would be worse; the failure is in the stats. */
 		free_coalesce(a, c, f, np, ST_CLEAN, 0);
+		if (chunk_take_if_empty(a, c)) {
+			c->next = empty;
+			empty = c;
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
+	while (empty) {
+		chunk_t *next = empty->next;
+		chunk_release(empty);
+		empty = next;
+	}
 }
 
 /* ---- invariant walker ------------------------------------------------------------- */

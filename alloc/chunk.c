@@ -120,6 +120,16 @@ chunk_t *chunk_new(arena_t *a)
 	return c;
 }
 
+/* Give an empty chunk back to the kernel (no lock held). Nothing points
+ * into it: every block was freed and its pages purged. */
+void chunk_release(chunk_t *c)
+{
+	atomic_store_explicit((_Atomic uint8_t *)&chunk_map[(uintptr_t)c >> LG_CHUNK], 0,
+			      memory_order_release);
+	rtree_set(c, 0);
+	os_unmap(c, CHUNK_SIZE);
+}
+
 /* ---- huge blocks ---------------------------------------------------------- */
 static huge_t *huge_desc_get(void)
 {

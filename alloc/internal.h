@@ -226,7 +226,7 @@ EBB_INLINE uintptr_t rtree_get(const void *p)
 int  rtree_set(const void *p, uintptr_t v);	/* 0 or -ENOMEM */
 
 /* The fast path's map: one byte per 4 MiB slot, node + 1 where a normal
- * chunk is (chunks are never unmapped), compared with the thread's
+ * chunk is (0 again once an empty chunk is unmapped), compared with the thread's
  * node_tag: one compare says "ours, and of this node". 32 MiB of .bss, of which only the pages
  * covering slots in use are ever written; reading an unwritten page maps
  * the shared zero page. */
@@ -238,6 +238,7 @@ EBB_INLINE int chunk_is_local_fast(const void *p, uint32_t node_tag)
 }
 
 chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */
+void     chunk_release(chunk_t *c);		/* unregistered, unmapped */
 void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
 huge_t  *huge_alloc(size_t size, size_t align);
 void     huge_free(huge_t *h);

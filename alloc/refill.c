@@ -142,9 +142,20 @@ static void *alloc_direct(tcache_t *tc, unsigned cls)
 	return arena_alloc_small(a, cls, &p, 1) ? p : NULL;
 }
 
+/* Out of address space or memory: purge everything dirty now (which also
+ * unmaps empty chunks) before giving up, once. */
+static void oom_relief(void)
+{
+	reclaim_run(1, 0);
+}
+
 static void *alloc_huge(size_t size, size_t align)
 {
 	huge_t *h = huge_alloc(size, align);
+	if (!h && size <= (SIZE_MAX >> 1)) {
+		oom_relief();
+		h = huge_alloc(size, align);
+	}
 	if (!h) {
 		errno = ENOMEM;
 		return NULL;
@@ -184,6 +195,10 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	void *p;
 	if (tc->state != TC_ACTIVE) {
 		p = alloc_direct(tc, cls);
+		if (!p) {
+			oom_relief();
+			p = alloc_direct(tc, cls);
+		}
 		goto out;
 	}
 	slow_tick(tc);
@@ -198,6 +213,11 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	tcache_bin_dry(tc, cls);
 	if (cls > NSMALL || b->max == 0) {
 		p = alloc_direct(tc, cls);
+		if (!p) {
+			tcache_flush_all(tc);
+			oom_relief();
+			p = alloc_direct(tc, cls);
+		}
 		goto out;
 	}
 	void *blocks[256];
@@ -208,8 +228,9 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		want = 1;
 	unsigned got = arena_alloc_small(tc->arena, cls, blocks, want);
 	if (got == 0) {
-		/* out of memory: give back what the other bins hold, retry once */
+		/* out of memory: give back what the bins hold, purge, retry once */
 		tcache_flush_all(tc);
+		oom_relief();
 		got = arena_alloc_small(tc->arena, cls, blocks, 1);
 		if (got == 0) {
 			errno = ENOMEM;

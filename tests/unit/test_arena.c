@@ -143,6 +143,35 @@ static void test_decay_takes_only_old_runs(void **state)
 	assert_true(arena_is_valid(A));
 }
 
+/* regression: empty chunks were never unmapped, so a process that freed
+ * everything kept its address space and failed under RLIMIT_AS */
+static void test_empty_chunks_are_unmapped(void **state)
+{
+	(void)state;
+	static struct iovec v[1024];
+	unsigned cls = sizeclass_of(1 << 20);
+	void *blocks[24];
+	for (int i = 0; i < 24; i++)	/* 3 per chunk: 8 chunks */
+		blocks[i] = arena_alloc_large(A, cls, 0);
+	size_t peak = A->nchunks;
+	assert_true(peak >= 8);
+	chunk_t *first = chunk_of(blocks[0]);
+	arena_dalloc_batch(A, blocks, 24);
+	unsigned n;
+	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
+		arena_purge_done(A, v, n, 1);
+	assert_true(arena_is_valid(A));
+	assert_true(A->nchunks <= 1);
+	/* an unmapped chunk is no longer ours */
+	if (A->nchunks == 0 || A->chunks != first) {
+		assert_int_equal(rtree_get(blocks[0]), 0);
+		assert_int_equal(chunk_map[(uintptr_t)first >> LG_CHUNK], 0);
+	}
+	void *p = arena_alloc_large(A, cls, 0);	/* and the arena still works */
+	assert_non_null(p);
+	arena_dalloc_batch(A, &p, 1);
+}
+
 static void test_walker_catches_corruption(void **state)
 {
 	(void)state;
@@ -170,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_aligned_large),
 		cmocka_unit_test(test_purging_runs_are_not_reused),
 		cmocka_unit_test(test_decay_takes_only_old_runs),
+		cmocka_unit_test(test_empty_chunks_are_unmapped),
 		cmocka_unit_test(test_walker_catches_corruption),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
