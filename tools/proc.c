@@ -10,8 +10,10 @@
  * with none of them and libc.so.6 mapped uses glibc's malloc, unless the
  * program itself defines malloc (an allocator linked in statically: the
  * linker then exports malloc in the executable's .dynsym so that libc's
- * own calls reach it); which one is told by its thread names (ebbmalloc's
- * "ebb-reclaim", jemalloc's "jemalloc_bg_thd") when it has any.
+ * own calls reach it); which one is told by the program's symbols
+ * (ebb_malloc, mallctl, tc_malloc, mi_malloc in .symtab when not stripped)
+ * or by its thread names (ebbmalloc's "ebb-reclaim", jemalloc's
+ * "jemalloc_bg_thd").
  */
 #include <dirent.h>
 #include <elf.h>
@@ -295,7 +297,8 @@ int proc_exe_defines(pid_t pid, const char *sym)
 	for (i = 0; i < eh.e_shnum && !found; i++) {
 		const Elf64_Shdr *ss, *st;
 
-		if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh.e_shnum)
+		if ((sh[i].sh_type != SHT_DYNSYM && sh[i].sh_type != SHT_SYMTAB) ||
+		    sh[i].sh_link >= eh.e_shnum)
 			continue;
 		ss = &sh[i];
 		st = &sh[ss->sh_link];
@@ -347,11 +350,17 @@ int proc_allocs(pid_t pid, struct proc_allocs *out)
 	free(maps);
 	if (!out->preloaded && (out->active == PROC_ALLOC_GLIBC || out->active == PROC_ALLOC_UNKNOWN) &&
 	    proc_exe_defines(pid, "malloc")) {
-		/* linked into the program */
-		if (proc_thread_named(pid, "ebb-reclaim"))
+		/* linked into the program: which one, from its own symbols (when
+		 * the program is not stripped) or its threads' names */
+		if (proc_exe_defines(pid, "ebb_malloc") || proc_thread_named(pid, "ebb-reclaim"))
 			out->active = PROC_ALLOC_EBBMALLOC;
-		else if (proc_thread_named(pid, "jemalloc_bg_thd"))
+		else if (proc_exe_defines(pid, "mallctl") || proc_exe_defines(pid, "je_mallctl") ||
+			 proc_thread_named(pid, "jemalloc_bg_thd"))
 			out->active = PROC_ALLOC_JEMALLOC;
+		else if (proc_exe_defines(pid, "tc_malloc"))
+			out->active = PROC_ALLOC_TCMALLOC;
+		else if (proc_exe_defines(pid, "mi_malloc"))
+			out->active = PROC_ALLOC_MIMALLOC;
 		else
 			out->active = PROC_ALLOC_UNKNOWN;
 		out->linked = 1;

@@ -77,7 +77,7 @@ void proc_allocs_from_maps(const char *maps, const char *ld_preload,
 int proc_allocs(pid_t pid, struct proc_allocs *out);
 /* 1 if a thread of pid has this comm (name). */
 int proc_thread_named(pid_t pid, const char *name);
-/* 1 if the executable of pid defines function sym in its .dynsym. */
+/* 1 if the executable of pid defines function sym (.dynsym or .symtab). */
 int proc_exe_defines(pid_t pid, const char *sym);
 
 // statsfile.c
