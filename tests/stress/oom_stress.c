@@ -224,8 +224,8 @@ static void exhaust(void)
 	}
 	if (e && e != ENOMEM)
 		FAIL("exhaust: malloc(64) failed with errno %d, want ENOMEM", e);
-	printf("oom_stress: exhausted the address space with %lu x 1 MiB, then %lu x 64 B (%s)\n",
-	       nbig, nsmall, e ? "until NULL/ENOMEM" : "bound reached");
+	printf("oom_stress: exhausted the address space with %lu x 1 MiB, then %lu x 64 B (%s): %s\n",
+	       nbig, nsmall, e ? "until NULL/ENOMEM" : "bound reached", vm_status());
 	if (nbig == 0)
 		FAIL("exhaust: not a single 1 MiB block");
 	while (small) {
@@ -262,8 +262,8 @@ int main(void)
 		}
 	for (unsigned t = 0; t < nthr; t++)
 		pthread_join(th[t], NULL);
-	printf("oom_stress: phase 1: %lu allocations succeeded, %lu failed cleanly\n",
-	       atomic_load(&n_ok), atomic_load(&n_fail));
+	printf("oom_stress: phase 1: %lu allocations succeeded, %lu failed cleanly; all freed: %s\n",
+	       atomic_load(&n_ok), atomic_load(&n_fail), vm_status());
 	if (atomic_load(&n_fail) == 0)
 		FAIL("the limit was never reached: the test exercised nothing");
 	exhaust();
