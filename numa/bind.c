@@ -11,12 +11,22 @@
 #include <numaif.h>
 
 #include "internal.h"
+#include "fault.h"
 
 static _Atomic int warned;
 _Atomic uint64_t bind_failures;
 
 int bind_range(void *addr, size_t len, unsigned node)
 {
+	/* before the fake-node test: an injected failure (EBB_FAULT=mbind=..)
+	 * exercises the advisory path with EBB_NUMA_FAKE on one node */
+	int f = fault_should_fail(FAULT_MBIND);
+	if (ebb_fault_unlikely(f)) {
+		atomic_fetch_add_explicit(&bind_failures, 1, memory_order_relaxed);
+		if (!atomic_exchange_explicit(&warned, 1, memory_order_relaxed))
+			ebb_message("mbind to node %u failed (errno %d); chunks stay unbound", node, -f);
+		return f;
+	}
 	if (!topo_node_is_real(node))
 		return 0;
 	unsigned kid = topo_kernel_node(node);

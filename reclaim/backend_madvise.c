@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <sys/mman.h>
 
+#include "fault.h"
 #include "reclaim.h"
 
 static int madv_init(void)
@@ -44,6 +45,9 @@ static ssize_t madv_purge(const struct iovec *v, size_t n, int advice,
 		}
 		if (len == 0)
 			continue;
+		int f = fault_should_fail(FAULT_MADVISE);
+		if (ebb_fault_unlikely(f))
+			return f;
 		(*syscalls)++;
 		if (madvise(addr, len, advice) != 0)
 			return -errno;

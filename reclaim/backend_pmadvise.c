@@ -28,6 +28,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "reclaim.h"
 
 #ifndef SYS_pidfd_open
@@ -43,6 +44,11 @@ static int vec_pidfd = -1;
 
 static long vec_call(const struct iovec *v, size_t n, int advice)
 {
+	int f = fault_should_fail(FAULT_PMADVISE);
+	if (ebb_fault_unlikely(f)) {
+		errno = -f;
+		return -1;
+	}
 	return syscall(SYS_process_madvise, vec_pidfd, v, n, advice, 0U);
 }
 

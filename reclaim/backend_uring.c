@@ -40,6 +40,7 @@
 
 #include <liburing.h>
 
+#include "fault.h"
 #include "reclaim.h"
 
 /*
@@ -172,8 +173,11 @@ static int uring_run(unsigned queued, size_t *bytes, uint64_t *syscalls)
 	int ret, tries = 0, err, ring_err = 0;
 
 	do {
+		int f = fault_should_fail(FAULT_URING);
 		(*syscalls)++;
-		ret = io_uring_submit_and_wait(&uring_ring, queued);
+		/* an injected failure submits nothing, as a refused
+		 * io_uring_enter would */
+		ret = ebb_fault_unlikely(f) ? f : io_uring_submit_and_wait(&uring_ring, queued);
 		consumed = io_uring_smp_load_acquire(uring_ring.sq.khead) - head0;
 	} while ((ret == -EINTR || ret == -EAGAIN || ret == -EBUSY) &&
 		 consumed < queued && ++tries < 8);
