@@ -67,11 +67,12 @@ end_held() {
 	wait "$pid" 2>/dev/null
 }
 
-# wait_line FILE PATTERN: until FILE has a line matching PATTERN (or ~30 s:
-# a helper that never gets there has failed, the check says so).
+# wait_line FILE PATTERN: until FILE has a line matching PATTERN (or ~90 s,
+# generous for a JVM on a loaded machine: a helper that never gets there
+# has failed, and the check says so).
 wait_line() {
 	local i
-	for i in $(seq 300); do
+	for i in $(seq 900); do
 		grep -q "$2" "$1" 2>/dev/null && return 0
 		sleep 0.1
 	done
