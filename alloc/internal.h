@@ -360,7 +360,9 @@ EBB_INLINE void tcache_exit(tcache_t *tc)
  * paths leave that to their slow paths, to stay leaf functions). */
 EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 {
-	__asm__ goto("addl $1, %0\n\tjs %l[steal]" : "+m"(tc->gate) : : "memory", "cc" : steal);
+	/* the operand is an input with a "memory" clobber: asm goto with
+	 * outputs miscompiles at -O1 on GCC 12 (a dangling local label) */
+	__asm__ goto("addl $1, %0\n\tjs %l[steal]" : : "m"(tc->gate) : "memory", "cc" : steal);
 	return 0;
 steal:
 	return 1;
@@ -384,6 +386,8 @@ void     tcache_gc_tick(tcache_t *tc);
 void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
 void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */
 size_t   tcache_cached_bytes(const tcache_t *tc);
+int      tcache_is_valid(const tcache_t *tc);	/* invariant walker (EBB_DEBUG 3) */
+extern _Atomic uint64_t tcache_flush_count;
 void     tcache_set_node(tcache_t *tc, unsigned node);
 size_t   tcache_stats_bytes(uint64_t *nthreads);
 void     tcache_atfork_prepare(void);

@@ -172,6 +172,11 @@ static void slow_tick(tcache_t *tc)
 		atomic_store_explicit(&tc->idle_flushed, 0, memory_order_relaxed);
 	if (++tc->slow_events % SLOW_TICK)
 		return;
+	/* EBB_DEBUG=3: walk the whole structure now and then (the oracle) */
+	ebb_assert_expensive(tcache_is_valid(tc));
+	if (EBB_DEBUG >= 3 && tc->slow_events % (SLOW_TICK * 16) == 0)
+		for (unsigned i = 0; i < narenas; i++)
+			ebb_assert_expensive(arena_is_valid(arenas[i]));
 	if (opt_stats_file[0])
 		reclaim_ensure_thread();	/* the thread keeps the stats file */
 	if (nnodes > 1) {

@@ -54,6 +54,7 @@ void stats_collect(struct ebb_stats *st)
 	st->active_bytes += st->huge_bytes;
 	st->mapped_bytes += atomic_load_explicit(&huge_mapped_bytes, memory_order_relaxed);
 	st->tcache_bytes = tcache_stats_bytes(&st->threads);
+	st->tcache_flushes = atomic_load_explicit(&tcache_flush_count, memory_order_relaxed);
 	backend_stats_merge(st);
 }
 

@@ -240,8 +240,38 @@ void tcache_return_blocks(void **blocks, unsigned n)
 	}
 }
 
+_Atomic uint64_t tcache_flush_count;
+
+/* Invariant walker: every bin's list has count blocks, each a block start
+ * of a live run of the bin's class; cached bytes within the bound. */
+int tcache_is_valid(const tcache_t *tc)
+{
+	if (tc->state != TC_ACTIVE)
+		return 1;
+	if (tc->bound_bytes > (size_t)opt(OPT_tcache_max_bytes))
+		return 0;
+	size_t bound = 0;
+	for (unsigned c = 0; c <= NCLASS; c++) {
+		const tbin_t *b = &tc->bins[c];
+		unsigned n = 0;
+		bound += (size_t)b->max * sizeclass_info[c].size;
+		for (void **p = b->head; p; p = p[0]) {
+			if (++n > b->count || rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
+				return 0;
+			chunk_t *ch = chunk_of(p);
+			size_t pg = chunk_page_of(ch, p);
+			if (ch->page_cls[pg] != c || !sizeclass_is_multiple_cls(c, ((uintptr_t)p & CHUNK_MASK) - ch->page_off[pg]))
+				return 0;
+		}
+		if (n != b->count || b->count > b->max)
+			return 0;
+	}
+	return bound == tc->bound_bytes;
+}
+
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
+	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
 	tbin_t *b = &tc->bins[cls];
 	void *blocks[FLUSH_BATCH];
 	size_t size = sizeclass_info[cls].size;
