@@ -8,10 +8,10 @@
 # glibc arena heaps, with their RSS, with and without reading heap headers,
 # and recommend ebbrun / MALLOC_ARENA_MAX. When the threads free 9 blocks in
 # 10, its walk of the arenas' free lists must find the bytes heapload says
-# it freed. With MALLOC_ARENA_MAX=2 it must find one heap. Under jemalloc, tcmalloc, mimalloc (LD_PRELOAD; each checked when
-# its library is installed) and ebbmalloc it must name that allocator and
-# find no glibc arena heaps; ebbmalloc linked in statically (libebbmalloc.a)
-# must be recognised too.
+# it freed. With MALLOC_ARENA_MAX=2 it must find one heap. Under jemalloc,
+# tcmalloc and mimalloc (LD_PRELOAD; tests/tools/tools.mk installs them) and
+# ebbmalloc it must name that allocator and find no glibc arena heaps;
+# ebbmalloc linked in statically (libebbmalloc.a) must be recognised too.
 . "$(dirname "$0")/lib.sh"
 
 check "--help exits 0 with usage" bash -c "'$DOCTOR' --help | grep -q '^usage: ebb-doctor'"
@@ -88,11 +88,9 @@ fi
 end_held m $pid
 
 # other allocators, preloaded
-checked=0
 for spec in jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4 mimalloc:libmimalloc.so.2; do
 	name=${spec%%:*}; lib=$LIBDIR/${spec#*:}
-	if [ ! -e "$lib" ]; then echo "note: $lib not installed, $name not checked"; continue; fi
-	checked=$((checked + 1))
+	if [ ! -e "$lib" ]; then fail "$lib not installed: cannot check $name (apt-get install ${spec#*:}, or make test as root)"; continue; fi
 	start_held "$name" env LD_PRELOAD="$lib" "$HEAPLOAD" arenas 8 512
 	pid=$HELD_PID
 	if wait_line "$T/$name.out" '^ready'; then
@@ -107,7 +105,6 @@ for spec in jemalloc:libjemalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4 mimalloc
 	fi
 	end_held "$name" $pid
 done
-[ $checked -gt 0 ] || echo "note: no jemalloc/tcmalloc/mimalloc installed (apt-get install libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0)"
 
 # ebbmalloc, through ebbrun
 if [ -e "$B/libebbmalloc.so" ]; then

@@ -7,6 +7,29 @@ TOOLS_TEST_HELPERS := $(BUILD)/tests/tools/heapload $(BUILD)/tests/tools/fake_st
 	$(BUILD)/tests/tools/libnoop.so $(BUILD)/tests/tools/heapload-ebb
 TOOLS_TEST_SCRIPTS := $(sort $(wildcard tests/tools/test_*.sh))
 
+# What the tests run the tools against: a JDK (a real JVM under glibc), the
+# anchor allocators to preload, gnuplot for the plots. Installed with the
+# other packages on a fresh machine (EXTRA_PKGS), and by the stamp below
+# when this suite is added to a tree whose deps step already ran.
+TOOLS_TEST_PKGS := openjdk-17-jdk-headless libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 gnuplot-nox
+EXTRA_PKGS += $(TOOLS_TEST_PKGS)
+TOOLS_TEST_DEPS := $(BUILD)/.tools-test-deps-ok
+
+$(TOOLS_TEST_DEPS):
+	$(Q)missing=""; for p in $(TOOLS_TEST_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "test-tools: installing$$missing"; \
+			(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+				|| echo "test-tools: apt-get install$$missing failed; the checks that need them will say so" >&2; \
+		else \
+			echo "test-tools: missing Debian packages:$$missing (sudo apt-get install$$missing); the checks that need them will say so" >&2; \
+		fi; \
+	fi
+	$(Q)mkdir -p $(BUILD) && touch $@
+
 $(BUILD)/tests/tools/heapload $(BUILD)/tests/tools/fake_statswriter: $(BUILD)/tests/tools/%: tests/tools/%.c include/ebbmalloc.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
@@ -25,6 +48,6 @@ $(BUILD)/tests/tools/libnoop.so: tests/tools/noop_preload.c | $(DEPS_OK)
 	$(Q)$(CC) $(CFLAGS_COMMON) -shared -fPIC -o $@ $<
 
 .PHONY: test-tools
-test-tools: $(TOOLS_TEST_BINS) $(TOOLS_TEST_HELPERS)
+test-tools: $(TOOLS_TEST_BINS) $(TOOLS_TEST_HELPERS) | $(TOOLS_TEST_DEPS)
 	$(Q)BUILD=$(BUILD) tests/run_tests.sh tools $(TEST_TIMEOUT) $(TOOLS_TEST_SCRIPTS)
 test: test-tools
