@@ -57,15 +57,16 @@
  *   ranges 4 KiB..2 MiB (5056/GiB)   vector 56   madvise 64   uring 68
  *   ranges 4 KiB..64 KiB (28756/GiB) vector 50   madvise 129  uring 181
  *
- * process_madvise walks the whole iovec in one call (one mmap-lock round
- * trip, batched TLB flushes). IORING_OP_MADVISE saves syscalls as well
- * (20 vs 5056 per GiB) but the kernel always punts it to an io-wq worker
- * (REQ_F_FORCE_ASYNC), a hand-off and a wake-up per range, and the
- * workers on the other CPU turn every zap into a cross-CPU TLB shootdown:
- * it costs more CPU and more wall time than a plain madvise loop. So auto
- * never picks uring while madvise works; it is there for EBB_RECLAIM_BACKEND
- * =uring (fewest syscalls from the calling thread per batch is not the
- * same as cheapest).
+ * (a rerun of the second: 63, 148, 220; with big ranges the page zapping
+ * dominates and the three are within the noise of this shared machine.)
+ * process_madvise costs one syscall per 1024 ranges. IORING_OP_MADVISE
+ * saves syscalls as well (20 vs 5056 per GiB), but the kernel always punts
+ * it to an io-wq worker (REQ_F_FORCE_ASYNC): about 5 us of hand-off per
+ * range, more than a madvise syscall costs. Pinning the process to one CPU
+ * (235 ms) or limiting io-wq to one worker did not help, so the cost is not
+ * cross-CPU TLB shootdowns. So auto never picks uring while madvise works.
+ * uring is there for EBB_RECLAIM_BACKEND=uring: fewest syscalls per batch
+ * is not the same as cheapest.
  */
 static const int backend_probe_order[3] = {
 	RECLAIM_BACKEND_VECTOR,
