@@ -6,8 +6,9 @@
  *  - the backends (backend.c, backend_uring.c, backend_pmadvise.c,
  *    backend_madvise.c): given a batch of page ranges and an advice
  *    (MADV_DONTNEED or MADV_FREE), hand them to the kernel in as few
- *    syscalls as the backend allows. backend.c probes them in order
- *    (uring, vector, madvise) or takes the one EBB_RECLAIM_BACKEND names,
+ *    syscalls as the backend allows. backend.c probes them cheapest
+ *    first (vector, madvise, uring: measured by bench/purge_backends.c,
+ *    see backend.c) or takes the one EBB_RECLAIM_BACKEND names,
  *    and falls back at run time when one fails with ENOSYS/EINVAL/EPERM/
  *    EOPNOTSUPP (it disables itself and stays disabled). Backends never
  *    allocate with malloc and never take arena locks.
