@@ -292,7 +292,9 @@ int main(int argc, char **argv)
 		print_text(pid, path, cmd, &cur, have_prev ? &prev : NULL,
 			   have_prev ? (double)(t - prev_t) / 1e9 : 0,
 			   proc_status_kib(pid, "VmRSS"));
-		if (!isatty(STDOUT_FILENO))
+		if (isatty(STDOUT_FILENO))
+			printf("\n(every %ld ms; Ctrl-C to quit)\n", interval_ms);
+		else
 			printf("\n");
 		fflush(stdout);
 		prev = cur;

@@ -30,10 +30,14 @@ $(TOOLS_TEST_DEPS):
 	fi
 	$(Q)mkdir -p $(BUILD) && touch $@
 
+# The helpers stand for ordinary programs on glibc's malloc: no sanitizer
+# (SAN=address would replace malloc and there would be no arenas to find).
+TOOLS_HELPER_CFLAGS := $(filter-out $(SANFLAGS),$(CFLAGS_COMMON))
+
 $(BUILD)/tests/tools/heapload $(BUILD)/tests/tools/fake_statswriter: $(BUILD)/tests/tools/%: tests/tools/%.c include/ebbmalloc.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
-	$(Q)$(CC) $(CFLAGS_COMMON) -o $@ $<
+	$(Q)$(CC) $(TOOLS_HELPER_CFLAGS) -o $@ $<
 
 # heapload with ebbmalloc linked in statically (malloc replaced): what
 # ebb-doctor must recognise without any library to see in the maps
@@ -45,7 +49,7 @@ $(BUILD)/tests/tools/heapload-ebb: tests/tools/heapload.c $(LIB_A) | $(DEPS_OK)
 $(BUILD)/tests/tools/libnoop.so: tests/tools/noop_preload.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
-	$(Q)$(CC) $(CFLAGS_COMMON) -shared -fPIC -o $@ $<
+	$(Q)$(CC) $(TOOLS_HELPER_CFLAGS) -shared -fPIC -o $@ $<
 
 .PHONY: test-tools
 test-tools: $(TOOLS_TEST_BINS) $(TOOLS_TEST_HELPERS) | $(TOOLS_TEST_DEPS)
