@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "ebbmalloc.h"
+#include "internal.h"
 #include "reclaim.h"
 
 #define BACKEND_UNPROBED	(-1)
@@ -87,7 +88,6 @@ static _Atomic int backend_cur = BACKEND_UNPROBED;
 static unsigned char backend_disabled[BACKEND_NIDS];	/* for good */
 static unsigned char backend_inited[BACKEND_NIDS];	/* init ran in this process */
 static pid_t backend_pid;		/* process that initialised the backends */
-static int backend_verbose = -1;	/* EBB_VERBOSE, read once */
 
 static _Atomic uint64_t backend_batches;
 static _Atomic uint64_t backend_syscalls;
@@ -157,14 +157,11 @@ static size_t backend_num_put(char *buf, size_t pos, size_t cap, unsigned v)
 	return pos;
 }
 
+/* The verbose option, however it was set (EBB_VERBOSE, EBB_CONF, ebb_ctl):
+ * options are read at init, before any purge. */
 static int backend_is_verbose(void)
 {
-	if (backend_verbose < 0) {
-		const char *s = getenv("EBB_VERBOSE");
-
-		backend_verbose = s && s[0] == '1' && s[1] == '\0';
-	}
-	return backend_verbose;
+	return opt(OPT_verbose) != 0;
 }
 
 static void backend_write(const char *buf, size_t len)
@@ -533,6 +530,5 @@ void backend_test_reset(void)
 	atomic_store_explicit(&backend_fallbacks, 0, memory_order_relaxed);
 	for (int k = 0; k < BACKEND_LAT_BUCKETS; k++)
 		atomic_store_explicit(&backend_lat[k], 0, memory_order_relaxed);
-	backend_verbose = -1;
 	pthread_mutex_unlock(&backend_lock);
 }
