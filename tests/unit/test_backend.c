@@ -43,6 +43,7 @@
 #include <cmocka.h>
 
 #include "ebbmalloc.h"
+#include "internal.h"
 #include "reclaim.h"
 
 /* test hooks in backend.c / backend_uring.c */
@@ -222,7 +223,7 @@ static int setup_reset(void **state)
 	backend_test_reset();
 	for (int id = 1; id <= 3; id++)
 		backend_test_set_ops(id, NULL);
-	unsetenv("EBB_VERBOSE");
+	atomic_store(&opt_values[OPT_verbose], (int64_t)0);	/* the verbose option, as EBB_VERBOSE=0 sets it */
 	return 0;
 }
 
@@ -562,7 +563,7 @@ static void check_runtime_fallback(int err)
 	fake_err = err;
 	fake_init_err = 0;
 	backend_test_set_ops(RECLAIM_BACKEND_VECTOR, fake);
-	setenv("EBB_VERBOSE", "1", 1);
+	atomic_store(&opt_values[OPT_verbose], (int64_t)1);	/* as EBB_VERBOSE=1 sets it */
 	assert_int_equal(backend_select(RECLAIM_BACKEND_AUTO), RECLAIM_BACKEND_VECTOR);
 	region_make(&r, 16 * MIB, 77u, 512, 8);
 	half = r.niov / 2;
@@ -596,7 +597,7 @@ static void check_runtime_fallback(int err)
 static void test_fallback_enosys(void **state) { (void)state; check_runtime_fallback(-ENOSYS); }
 static void test_fallback_einval(void **state) { (void)state; check_runtime_fallback(-EINVAL); }
 
-/* EBB_VERBOSE unset: the same fallback is silent */
+/* verbose off: the same fallback is silent */
 static void test_fallback_silent(void **state)
 {
 	const struct reclaim_backend *fake = fake_ops(1, "vector");
@@ -635,7 +636,7 @@ static void test_fallback_chain_to_uring(void **state)
 	fake_init_err = 0;
 	backend_test_set_ops(RECLAIM_BACKEND_VECTOR, fv);
 	backend_test_set_ops(RECLAIM_BACKEND_MADVISE, fm);
-	setenv("EBB_VERBOSE", "1", 1);
+	atomic_store(&opt_values[OPT_verbose], (int64_t)1);	/* as EBB_VERBOSE=1 sets it */
 	region_make(&r, 16 * MIB, 31u, 512, 8);
 	capture_stderr(purge_first_half, &a, msg, sizeof(msg));
 	assert_true(a.ret > 0);
