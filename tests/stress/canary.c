@@ -25,6 +25,7 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include "ebbmalloc.h"	/* struct ebb_stats only: looked up with dlsym */
 #include "stress.h"
 
 #define NSLOTS	4096
@@ -191,6 +192,31 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Under ebbmalloc: the purge work really happened during the run (else the
+ * canary proved nothing), and which backend did it. Returns 0 or 1 (fail). */
+static int check_purges(void)
+{
+	int (*stats)(struct ebb_stats *) = (int (*)(struct ebb_stats *))dlsym(RTLD_DEFAULT, "ebb_stats");
+	const char *decay = getenv("EBB_DECAY_MS");
+	struct ebb_stats st;
+
+	if (!stats) {
+		FAIL("ebbmalloc without ebb_stats");
+		return 1;
+	}
+	memset(&st, 0, sizeof(st));
+	stats(&st);
+	printf("canary: ebbmalloc purged %llu MiB in %llu batches, %llu syscalls, %llu ranges; backend %.16s, %llu fallbacks\n",
+	       (unsigned long long)(st.purged_bytes >> 20), (unsigned long long)st.purge_batches,
+	       (unsigned long long)st.purge_syscalls, (unsigned long long)st.purge_ranges, st.backend,
+	       (unsigned long long)st.backend_fallbacks);
+	if (decay && strcmp(decay, "0") == 0 && (st.purged_bytes == 0 || st.purge_batches == 0)) {
+		FAIL("EBB_DECAY_MS=0 but nothing was purged: the canary tested no reclaim");
+		return 1;
+	}
+	return 0;
+}
+
 static void print_backend(void)
 {
 	int (*ctl)(const char *, void *, size_t *, const void *, size_t) =
@@ -238,8 +264,10 @@ int main(void)
 		check(&xpool[i], 99, "exchange at the end");
 		free(xpool[i].p);
 	}
-	if (stress_is_ebbmalloc())
+	if (stress_is_ebbmalloc()) {
 		print_backend();	/* a backend that failed at run time has fallen back */
+		check_purges();
+	}
 	printf("canary: %lu ops, %lu falls, %lu canary checks over %llu MiB, malloc_trim released memory %lu times, %lu corruptions\n",
 	       atomic_load(&n_ops), atomic_load(&n_falls), atomic_load(&n_checks),
 	       atomic_load(&bytes_checked) >> 20, atomic_load(&n_trims_released), stress_failed());

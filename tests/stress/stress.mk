@@ -31,7 +31,8 @@ stress-bins: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so
 # selftest.sh first: the programs catch injected bugs (broken_malloc.so).
 # bad_input also runs on plain glibc (the reference for its judgements).
 # The canary runs once per reclaim backend with freed pages purged at once;
-# oom_stress runs under a 2 GiB address-space limit (issue 8).
+# oom_stress runs under a 2 GiB address-space limit (issue 8); fork_stress
+# runs again with the reclaim thread purging all the time (issue 4, point 7).
 test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP)
 	$(Q)tests/run_tests.sh stress 120 \
 		"tests/stress/selftest.sh $(STRESS_DIR)" \
@@ -40,6 +41,7 @@ test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP)
 		"$(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
 		"$(STRESS_PRE) $(STRESS_DIR)/thread_churn" \
 		"$(STRESS_PRE) $(STRESS_DIR)/fork_stress" \
+		"EBB_DECAY_MS=0 FORK_ROUNDS=60 $(STRESS_PRE) $(STRESS_DIR)/fork_stress" \
 		"ulimit -v 2097152 && $(STRESS_PRE) $(STRESS_DIR)/oom_stress" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=uring $(STRESS_PRE) $(STRESS_DIR)/canary" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=vector $(STRESS_PRE) $(STRESS_DIR)/canary" \
