@@ -1,12 +1,16 @@
 /*
  * ebb_doctor.c - ebb-doctor: what is this process's heap doing?
  *
- *   ebb-doctor [-v] [--json] PID
+ *   ebb-doctor [-v] [--json] [--shape-only] PID
  *
  * Works on any process (glibc, jemalloc, tcmalloc, mimalloc, ebbmalloc, a
  * JVM), from /proc/PID/smaps (or maps when smaps is not readable), its
- * environment and, to confirm glibc heaps, a few bytes of its memory read
- * through /proc/PID/mem. Nothing is written and the process is not stopped.
+ * environment, its executable's symbols (proc.c) and, to confirm glibc
+ * heaps and walk their free lists, its memory read through /proc/PID/mem.
+ * Nothing is written and the process is not stopped. Sections, in order:
+ * loading the mappings, glibc heaps, free memory inside glibc's arenas,
+ * totals, anonymous memory by mapping size, output (JSON, text with the
+ * finding).
  *
  * glibc arena heaps. A non-main glibc arena lives in heaps: anonymous,
  * private mappings of HEAP_MAX_SIZE = 2 * DEFAULT_MMAP_THRESHOLD_MAX = 64 MiB
