@@ -97,18 +97,30 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 		tcache_flush_bin(tc, cls, max);
 }
 
-/* Budget is spent: bins holding less than half their max give back half
- * of it, until need bytes are free or every bin was looked at. */
+/* Budget is spent: the bins with the largest share (max * size) give back
+ * half of it (flushing what they hold beyond), until need bytes are free.
+ * A small class keeps at least one slot. Runs only when a bin wants to
+ * grow and the budget is full, so the scan over the bins is amortised
+ * over at least a batch of calls. */
 static void budget_reclaim(tcache_t *tc, unsigned except, size_t need)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
-	for (unsigned k = 0; k < NCLASS && tc->bound_bytes + need > limit; k++) {
-		unsigned c = tc->gc_bin;
-		tc->gc_bin = tc->gc_bin >= NCLASS ? 1 : tc->gc_bin + 1;
-		tbin_t *b = &tc->bins[c];
-		if (c == 0 || c == except || b->max == 0 || b->count * 2 >= b->max)
-			continue;
-		bin_set_max(tc, c, b->max / 2);
+	for (int rounds = 0; rounds < 8 && tc->bound_bytes + need > limit; rounds++) {
+		unsigned best = 0;
+		size_t best_bytes = 0;
+		for (unsigned c = 1; c <= NCLASS; c++) {
+			size_t bytes = (size_t)tc->bins[c].max * sizeclass_info[c].size;
+			uint32_t floor = c <= NSMALL ? 1 : 0;
+			if (c != except && tc->bins[c].max > floor && bytes > best_bytes) {
+				best = c;
+				best_bytes = bytes;
+			}
+		}
+		if (!best)
+			return;
+		tbin_t *b = &tc->bins[best];
+		uint32_t floor = best <= NSMALL ? 1 : 0;
+		bin_set_max(tc, best, b->max / 2 > floor ? b->max / 2 : floor);
 	}
 }
 
