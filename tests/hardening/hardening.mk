@@ -17,9 +17,9 @@ HARD_CFLAGS  := $(CFLAGS_COMMON) -Wno-missing-prototypes -Itests/hardening
 HARD_HDRS    := tests/hardening/hard.h tests/hardening/workload.h
 # linked with the ebb_* library: may call hidden internals (fault_configure,
 # arena_is_valid) as the unit tests do
-HARD_EBB     := fault_oom fault_purge
+HARD_EBB     := fault_oom fault_purge fault_mbind xthread
 # plain malloc API, run under LD_PRELOAD: no sanitizer can host them
-HARD_PRE     :=
+HARD_PRE     := preload_oom
 HARD_EBB_BINS := $(addprefix $(HARD_DIR)/,$(HARD_EBB))
 HARD_PRE_BINS := $(addprefix $(HARD_DIR)/,$(HARD_PRE))
 HARD_PRE_CFLAGS := $(filter-out -fsanitize=%,$(HARD_CFLAGS)) \
@@ -41,7 +41,12 @@ hardening-bins: $(HARD_EBB_BINS) $(HARD_PRE_BINS)
 HARD_PRELOAD := LD_PRELOAD=$(abspath $(LIB_SO))
 HARD_TESTS = \
 	"$(HARD_DIR)/fault_oom" \
-	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge"
+	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge" \
+	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
+	"EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread" \
+	"EBB_FAULT=mmap=40-400 $(HARD_PRELOAD) $(HARD_DIR)/preload_oom window" \
+	"EBB_FAULT=mmap=rand:0.25,mremap=rand:0.5,madvise=rand:0.3,seed=7 EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(HARD_PRELOAD) $(HARD_DIR)/preload_oom random" \
+	"ulimit -v 1572864 && $(HARD_PRELOAD) $(HARD_DIR)/preload_oom rlimit"
 
 test-hardening: $(HARD_EBB_BINS) $(HARD_PRE_BINS) $(LIB_SO) $(FUZZ_SUITE_DEP)
 	$(Q)tests/run_tests.sh hardening 300 $(HARD_TESTS) $(FUZZ_SUITE_TESTS)
