@@ -640,6 +640,15 @@ static void print_json(const struct doctor *d, const struct anon_summary *a)
 	printf("  \"main_free_bytes\": %" PRIu64 ",\n  \"main_top_bytes\": %" PRIu64 ",\n"
 	       "  \"main_system_bytes\": %" PRIu64 ",\n", d->main_free_bytes, d->main_top_bytes,
 	       d->main_system_bytes);
+	printf("  \"ebb_stats_file\": %s,\n", d->has_stats_file ? "true" : "false");
+	if (d->has_stats) {
+		const struct ebb_stats *st = &d->stats.stats;
+
+		printf("  \"ebb_allocated_bytes\": %" PRIu64 ",\n  \"ebb_active_bytes\": %" PRIu64 ",\n"
+		       "  \"ebb_dirty_bytes\": %" PRIu64 ",\n  \"ebb_mapped_bytes\": %" PRIu64 ",\n"
+		       "  \"ebb_purged_bytes\": %" PRIu64 ",\n", st->allocated_bytes, st->active_bytes,
+		       st->dirty_bytes, st->mapped_bytes, st->purged_bytes);
+	}
 	printf("  \"arena_limit\": %ld,\n  \"malloc_arena_max_set\": %s,\n", limit,
 	       env_limit ? "true" : "false");
 	printf("  \"anon_by_size\": [");

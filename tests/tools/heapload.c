@@ -16,6 +16,10 @@
  *                                  frees it, waits 300 ms and exits 0
  *   heapload hold MIB [PIECE]      mallocs and touches MIB MiB, prints
  *                                  "ready", waits for stdin to close
+ *   heapload named MIB             mmaps and touches MIB MiB and names the
+ *                                  mapping "ebb-tools-test" (PR_SET_VMA_ANON_NAME);
+ *                                  prints "ready named=1", or "ready named=0
+ *                                  REASON" where the kernel cannot name it
  *
  * heaps=K is the oracle for ebb-doctor: the number of distinct 64 MiB-aligned
  * bases of the threads' first blocks that lie outside the brk heap, i.e. the
@@ -26,14 +30,22 @@
  * header): what ebb-doctor's walk of the arenas' free lists must find,
  * less what the threads' tcaches keep (7 chunks of a size per thread).
  */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA		0x53564d41
+#define PR_SET_VMA_ANON_NAME	0
+#endif
 
 #define PIECE	256
 #define HEAP	(64UL << 20)
@@ -226,6 +238,22 @@ int main(int argc, char **argv)
 			sleep_ms(300);
 		return 0;
 	}
-	fprintf(stderr, "usage: heapload arenas NTHREADS KIB [KEEP] | touch MIB [PIECE] | hold MIB [PIECE]\n");
+	if (argc == 3 && !strcmp(argv[1], "named")) {
+		size_t bytes = (size_t)atol(argv[2]) << 20;
+		char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		int r;
+
+		if (p == MAP_FAILED)
+			return 1;
+		memset(p, 0x5a, bytes);
+		r = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)p, bytes,
+			  (unsigned long)"ebb-tools-test");
+		printf("ready named=%d%s%s\n", r == 0, r ? " " : "", r ? strerror(errno) : "");
+		fflush(stdout);
+		wait_stdin(120);
+		munmap(p, bytes);
+		return 0;
+	}
+	fprintf(stderr, "usage: heapload arenas NTHREADS KIB [KEEP] | named MIB | touch MIB [PIECE] | hold MIB [PIECE]\n");
 	return 2;
 }

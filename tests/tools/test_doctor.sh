@@ -138,6 +138,23 @@ end_held s $pid
 # plain glibc programs do not define malloc themselves
 grep -q '"linked": false' "$T/g.json" && ok "glibc program: not linked" || fail "glibc program reported as linking its own malloc"
 
+# a named anonymous mapping ([anon:NAME], PR_SET_VMA_ANON_NAME: how
+# ebbmalloc labels its chunks where the kernel allows) is listed by name
+start_held nm "$HEAPLOAD" named 16
+pid=$HELD_PID
+if wait_line "$T/nm.out" '^ready'; then
+	if grep -q 'named=1' "$T/nm.out"; then
+		"$DOCTOR" --json $pid > "$T/nm.json"
+		grep -q '"name": "\[anon:ebb-tools-test\]", "mappings": 1, "bytes": 16777216, "rss_kib": 16384' "$T/nm.json" \
+			&& ok "named mapping listed with its RSS" || fail "named mapping: $(grep -A3 anon_named "$T/nm.json")"
+	else
+		echo "note: this kernel cannot name anonymous mappings ($(sed 's/ready named=0 //' "$T/nm.out")): named-mapping check not run"
+	fi
+else
+	fail "heapload named never got ready"
+fi
+end_held nm $pid
+
 # errors
 "$DOCTOR" 999999999 2> "$T/err"; rc=$?
 [ $rc != 0 ] && ok "bad pid refused (rc $rc)" || fail "bad pid: rc 0"

@@ -61,8 +61,11 @@ start_held o "$EBBRUN" -o "stats_file=$T/o.%p" -- "$HEAPLOAD" hold 64 1024
 pid=$HELD_PID
 if wait_line "$T/o.out" ready; then
 	live_checks o $pid "$T/o.$pid"
+	"$DOCTOR" --json $pid > "$T/o.djson"
+	[ "$(jnum "$T/o.djson" ebb_allocated_bytes)" -ge $((64 * M)) ] 2>/dev/null \
+		&& ok "ebb-doctor --json carries the stats file's figures" || fail "ebb-doctor --json: no ebb_allocated_bytes >= 64 MiB"
 	"$DOCTOR" $pid > "$T/o.doc"
-	grep -q '^allocator     ebbmalloc' "$T/o.doc" && grep -q "ebbstat $pid" "$T/o.doc" \
+	grep -q '^allocator     ebbmalloc' "$T/o.doc" && grep -q "ebbstat $pid" "$T/o.doc" && grep -q 'from its stats file: allocated' "$T/o.doc" \
 		&& ok "ebb-doctor: ebbmalloc, points at ebbstat" || fail "ebb-doctor: $(cat "$T/o.doc")"
 else
 	fail "heapload under ebbrun never got ready: $(cat "$T/o.err")"
