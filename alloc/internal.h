@@ -387,6 +387,7 @@ void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin emp
 void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */
 size_t   tcache_cached_bytes(const tcache_t *tc);
 int      tcache_is_valid(const tcache_t *tc);	/* invariant walker (EBB_DEBUG 3) */
+size_t   tcache_bound_total(void);	/* sum of all live caches' bounds */
 extern _Atomic uint64_t tcache_flush_count;
 void     tcache_set_node(tcache_t *tc, unsigned node);
 size_t   tcache_stats_bytes(uint64_t *nthreads);

@@ -33,6 +33,9 @@ __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 uintptr_t tcache_key;
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Sum of every live cache's bound_bytes: growth stops at tcache_total_bytes. */
+static _Atomic size_t bound_total;
+static _Atomic unsigned live_caches;
 static tcache_t *reg_head;
 static pthread_key_t tc_key;
 static int tc_key_ok;
@@ -84,12 +87,31 @@ static void bin_limits(tcache_t *tc)
 		b->low = 0;
 		tc->bound_bytes += max * size;
 	}
+	atomic_fetch_add_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
+}
+
+/* A cache that stops caching (thread exit) gives its bound back. */
+static void bin_limits_clear(tcache_t *tc)
+{
+	for (unsigned c = 0; c <= NCLASS; c++)
+		tc->bins[c].max = 0;
+	atomic_fetch_sub_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
+	tc->bound_bytes = 0;
+}
+
+size_t tcache_bound_total(void)
+{
+	return atomic_load_explicit(&bound_total, memory_order_relaxed);
 }
 
 static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 {
 	tbin_t *b = &tc->bins[cls];
 	size_t size = sizeclass_info[cls].size;
+	if (max >= b->max)
+		atomic_fetch_add_explicit(&bound_total, (max - b->max) * size, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&bound_total, (b->max - max) * size, memory_order_relaxed);
 	tc->bound_bytes = tc->bound_bytes - b->max * size + max * size;
 	b->max = (uint16_t)max;
 	b->batch = (uint16_t)(max / 2 ? max / 2 : 1);
@@ -139,6 +161,10 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 		grow = cap - b->max;
 	if (tc->bound_bytes + grow * size > limit)
 		budget_reclaim(tc, cls, grow * size);
+	/* all threads together: growth stops at tcache_total_bytes */
+	size_t total = atomic_load_explicit(&bound_total, memory_order_relaxed);
+	if (total + grow * size > (size_t)opt(OPT_tcache_total_bytes))
+		return;
 	if (tc->bound_bytes + grow * size <= limit)
 		bin_set_max(tc, cls, b->max + grow);
 }
@@ -183,9 +209,8 @@ static void tcache_destructor(void *arg)
 	if (tc->reg_next)
 		tc->reg_next->reg_prev = tc->reg_prev;
 	pthread_mutex_unlock(&reg_lock);
-	for (unsigned c = 0; c <= NCLASS; c++)
-		tc->bins[c].max = 0;
-	tc->bound_bytes = 0;
+	bin_limits_clear(tc);
+	atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
 	tc->state = TC_DEAD;
 	tcache_exit(tc);
 }
@@ -213,9 +238,7 @@ int tcache_init(tcache_t *tc)
 	/* pthread_setspecific may allocate for high key numbers; we are BUSY,
 	 * so such a call is served by the arenas directly. */
 	if (tc_key_ok != 1 || pthread_setspecific(tc_key, tc) != 0) {
-		for (unsigned c = 0; c <= NCLASS; c++)
-			tc->bins[c].max = 0;
-		tc->bound_bytes = 0;
+		bin_limits_clear(tc);
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
@@ -228,6 +251,10 @@ int tcache_init(tcache_t *tc)
 	pthread_mutex_unlock(&reg_lock);
 	tc->state = TC_ACTIVE;
 	tc->node_tag = tc->node + 1;
+	/* a second thread with a cache: idle caches may now need flushing
+	 * without their owner, which is the reclaim thread's job */
+	if (atomic_fetch_add_explicit(&live_caches, 1, memory_order_relaxed) >= 1)
+		reclaim_ensure_thread();
 	return 0;
 }
 
@@ -504,10 +531,13 @@ void tcache_atfork_child(void)
 		tcache_t *next = t->reg_next;
 		atomic_store_explicit(&t->steal_active, 0, memory_order_relaxed);
 		t->gate &= ~GATE_STEAL;
-		if (t != self)
+		if (t != self) {
 			tcache_flush_all(t);
+			bin_limits_clear(t);
+		}
 		t = next;
 	}
+	atomic_store_explicit(&live_caches, self->state == TC_ACTIVE, memory_order_relaxed);
 	if (self->state == TC_ACTIVE) {
 		self->reg_prev = self->reg_next = NULL;
 		reg_head = self;
