@@ -5,7 +5,7 @@
  * A preload shim over glibc's own __libc_* functions (no dlsym, so no
  * recursion). It exports ebb_malloc so the programs judge it as ebbmalloc
  * (bad_input then demands ebbmalloc's messages, which glibc's free does not
- * print). EBB_BROKEN selects one bug, injected now and then:
+ * print), and ebb_stats (all zero). EBB_BROKEN selects one bug, injected now and then:
  *   none            pass-through (the control: everything must pass)
  *   calloc_dirty    every 64th calloc of >= 256 bytes is not zeroed
  *   realloc_prefix  every 32nd growing realloc damages the first byte
@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "ebbmalloc.h"	/* struct ebb_stats: the shim answers ebb_stats() too */
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -61,6 +62,16 @@ static unsigned long tick(void)
 void *ebb_malloc(size_t n)
 {
 	return malloc(n);
+}
+
+/* Nothing is ever purged here: the canary's purge check (EBB_DECAY_MS=0)
+ * would fail, so selftest.sh runs the canary without it. */
+int ebb_stats(struct ebb_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->version = EBB_STATS_VERSION;
+	strcpy(out->backend, "broken");
+	return 0;
 }
 
 void *malloc(size_t n)
