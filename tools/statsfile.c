@@ -203,8 +203,9 @@ void statsfile_explain(const char *prog, pid_t pid, const char *path, int err)
 				"(or: ebbrun -o stats_file=/tmp/ebb.%%p -- command...)\n",
 				prog, (int)pid);
 		} else {
-			fprintf(stderr, "%s: %s does not exist (yet): ebbmalloc creates it when "
-				"its reclaim thread starts; is ebbmalloc loaded in %d%s?\n",
+			fprintf(stderr, "%s: %s does not exist (yet): ebbmalloc creates it from "
+				"its reclaim thread, which starts once the process has made some "
+				"allocations; is ebbmalloc loaded in %d%s?\n",
 				prog, path, (int)pid,
 				have && al.active != PROC_ALLOC_EBBMALLOC ?
 				" (it is not: its allocator is not ebbmalloc)" : "");
