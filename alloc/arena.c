@@ -185,7 +185,8 @@ static void free_coalesce(arena_t *a, chunk_t *c, size_t f, size_t n, int state,
 
 /* Take a free run of exactly n pages. Returns its descriptor with kind and
  * state still to be set by the caller, or NULL when out of memory. *was
- * receives the state the pages had (DIRTY or CLEAN). */
+ * receives the state the pages had (DIRTY or CLEAN). May drop and retake
+ * the arena lock to map a new chunk. */
 static run_t *run_alloc(arena_t *a, size_t n, int *was)
 {
 	unsigned b0 = pbin_ceil(n), bf = pbin_floor(n);
@@ -205,7 +206,11 @@ static run_t *run_alloc(arena_t *a, size_t n, int *was)
 				}
 		if (r)
 			break;
+		/* mmap, mbind and naming are syscalls: not under the lock
+		 * (other threads of the arena keep going meanwhile) */
+		pthread_mutex_unlock(&a->lock);
 		chunk_t *c = chunk_new(a);
+		pthread_mutex_lock(&a->lock);
 		if (!c)
 			return NULL;
 		c->next = a->chunks;
@@ -273,6 +278,32 @@ arena_t *arena_pick(unsigned node, unsigned seed)
 	if (node >= nnodes)
 		node = 0;
 	return arenas[node * arenas_per_node + seed % arenas_per_node];
+}
+
+/* For a thread's cache: the arena of the node with the fewest threads
+ * (ties: seed order), so that two busy threads share an arena lock only
+ * when there are more threads than arenas. */
+arena_t *arena_pick_for_thread(unsigned node, unsigned seed)
+{
+	if (node >= nnodes)
+		node = 0;
+	arena_t *best = NULL;
+	unsigned best_n = UINT32_MAX;
+	for (unsigned k = 0; k < arenas_per_node; k++) {
+		arena_t *a = arenas[node * arenas_per_node + (seed + k) % arenas_per_node];
+		unsigned n = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
+		if (n < best_n) {
+			best = a;
+			best_n = n;
+		}
+	}
+	atomic_fetch_add_explicit(&best->nthreads, 1, memory_order_relaxed);
+	return best;
+}
+
+void arena_thread_leave(arena_t *a)
+{
+	atomic_fetch_sub_explicit(&a->nthreads, 1, memory_order_relaxed);
 }
 
 /* ---- small blocks -------------------------------------------------------------- */

@@ -153,12 +153,132 @@ static void huge_desc_put(huge_t *h)
 	pthread_mutex_unlock(&huge_lock);
 }
 
-huge_t *huge_alloc(size_t size, size_t align)
+/* ---- the huge cache --------------------------------------------------------- */
+/*
+ * A freed huge block is kept mapped (and resident) for up to decay_ms, at
+ * most huge_cache_bytes in all, so that a program that frees and mallocs
+ * multi-MiB buffers does not pay mmap + page faults + munmap (and the TLB
+ * shootdowns and mmap_lock waits they cause other threads) each time. A
+ * cached mapping is reused for a request of at least 3/4 of its size; the
+ * reclaim thread unmaps what is older than decay_ms (so munmap runs on it,
+ * not on the application's threads), and malloc_trim unmaps everything.
+ * Cached mappings are not in the radix map: a free of one is reported as
+ * an invalid pointer.
+ */
+#define HUGE_CACHE_SLOTS 16
+static struct {
+	huge_t  *h;
+	uint64_t freed_ns;
+} huge_cache[HUGE_CACHE_SLOTS];
+static size_t huge_cache_bytes_now;
+static _Atomic size_t huge_cache_count;
+
+static huge_t *huge_cache_take(size_t map, size_t align)
+{
+	if (align > CHUNK_SIZE || !atomic_load_explicit(&huge_cache_count, memory_order_relaxed))
+		return NULL;
+	huge_t *best = NULL;
+	int bi = -1;
+	pthread_mutex_lock(&huge_lock);
+	for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+		huge_t *h = huge_cache[i].h;
+		if (h && h->map_bytes >= map && map >= h->map_bytes / 4 * 3 &&
+		    (!best || h->map_bytes < best->map_bytes)) {
+			best = h;
+			bi = i;
+		}
+	}
+	if (best) {
+		huge_cache[bi].h = NULL;
+		huge_cache_bytes_now -= best->map_bytes;
+		atomic_fetch_sub_explicit(&huge_cache_count, 1, memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&huge_lock);
+	return best;
+}
+
+/* 1 if h was cached (and now belongs to the cache), 0 if the caller must
+ * unmap it. */
+static int huge_cache_put(huge_t *h)
+{
+	size_t cap = (size_t)opt(OPT_huge_cache_bytes);
+	int done = 0;
+	pthread_mutex_lock(&huge_lock);
+	if (huge_cache_bytes_now + h->map_bytes <= cap) {
+		for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+			if (!huge_cache[i].h) {
+				huge_cache[i].h = h;
+				huge_cache[i].freed_ns = os_now_ns();
+				huge_cache_bytes_now += h->map_bytes;
+				atomic_fetch_add_explicit(&huge_cache_count, 1, memory_order_relaxed);
+				done = 1;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&huge_lock);
+	return done;
+}
+
+static void huge_unmap(huge_t *h)
+{
+	os_unmap(h->addr, h->map_bytes);
+	atomic_fetch_sub_explicit(&huge_mapped_bytes, h->map_bytes, memory_order_relaxed);
+	huge_desc_put(h);
+}
+
+/* Unmap cached blocks older than decay_ns (all if force). Returns bytes. */
+size_t huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force)
+{
+	huge_t *victims[HUGE_CACHE_SLOTS];
+	int n = 0;
+	size_t bytes = 0;
+	if (!atomic_load_explicit(&huge_cache_count, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&huge_lock);
+	for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+		huge_t *h = huge_cache[i].h;
+		if (h && (force || now_ns - huge_cache[i].freed_ns >= decay_ns)) {
+			victims[n++] = h;
+			huge_cache[i].h = NULL;
+			huge_cache_bytes_now -= h->map_bytes;
+			atomic_fetch_sub_explicit(&huge_cache_count, 1, memory_order_relaxed);
+		}
+	}
+	pthread_mutex_unlock(&huge_lock);
+	for (int i = 0; i < n; i++) {
+		bytes += victims[i]->map_bytes;
+		huge_unmap(victims[i]);
+	}
+	return bytes;
+}
+
+size_t huge_cache_size(void)
+{
+	pthread_mutex_lock(&huge_lock);
+	size_t b = huge_cache_bytes_now;
+	pthread_mutex_unlock(&huge_lock);
+	return b;
+}
+
+huge_t *huge_alloc(size_t size, size_t align, int *zeroed)
 {
 	if (size > (SIZE_MAX >> 1) || align > (SIZE_MAX >> 2))
 		return NULL;
 	size_t map = ALIGN_UP(size, PAGE_SIZE);
-	huge_t *h = huge_desc_get();
+	huge_t *h = huge_cache_take(map, align);
+	if (h) {
+		if (rtree_set(h->addr, (uintptr_t)h)) {
+			huge_unmap(h);
+			return NULL;
+		}
+		h->req_bytes = size;
+		*zeroed = 0;
+		atomic_fetch_add_explicit(&huge_live_bytes, h->map_bytes, memory_order_relaxed);
+		atomic_fetch_add_explicit(&huge_live_count, 1, memory_order_relaxed);
+		return h;
+	}
+	*zeroed = 1;
+	h = huge_desc_get();
 	if (!h)
 		return NULL;
 	void *p;
@@ -184,11 +304,10 @@ huge_t *huge_alloc(size_t size, size_t align)
 void huge_free(huge_t *h)
 {
 	rtree_set(h->addr, 0);
-	os_unmap(h->addr, h->map_bytes);
 	atomic_fetch_sub_explicit(&huge_live_bytes, h->map_bytes, memory_order_relaxed);
-	atomic_fetch_sub_explicit(&huge_mapped_bytes, h->map_bytes, memory_order_relaxed);
 	atomic_fetch_sub_explicit(&huge_live_count, 1, memory_order_relaxed);
-	huge_desc_put(h);
+	if (!huge_cache_put(h))
+		huge_unmap(h);
 }
 
 /* Resize a huge block to size (> LARGE_MAX) without copying. */

@@ -240,7 +240,9 @@ EBB_INLINE int chunk_is_local_fast(const void *p, uint32_t node_tag)
 chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */
 void     chunk_release(chunk_t *c);		/* unregistered, unmapped */
 void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
-huge_t  *huge_alloc(size_t size, size_t align);
+huge_t  *huge_alloc(size_t size, size_t align, int *zeroed);	/* *zeroed: fresh zero pages */
+size_t   huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force);
+size_t   huge_cache_size(void);
 void     huge_free(huge_t *h);
 huge_t  *huge_realloc(huge_t *h, size_t size);	/* NULL: could not (h intact) */
 void     chunk_atfork_prepare(void);
@@ -265,6 +267,7 @@ struct arena {
 	uint64_t purged_bytes;
 	uint64_t alloc_bytes;		/* blocks handed out of slabs/runs (incl. cached) */
 	uint64_t remote_frees;
+	_Atomic unsigned nthreads;	/* caches using this arena */
 };
 
 extern arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
@@ -273,6 +276,8 @@ extern _Atomic size_t dirty_total_pages, active_total_pages;
 
 int      arena_init(arena_t *a, unsigned node, unsigned index);
 arena_t *arena_pick(unsigned node, unsigned seed);
+arena_t *arena_pick_for_thread(unsigned node, unsigned seed);	/* counts the thread in */
+void     arena_thread_leave(arena_t *a);
 /* Small: fill out[] with up to n blocks of cls; returns how many (0: OOM). */
 unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n);
 /* Large: one run of the class's pages (aligned to align if > PAGE_SIZE). */
@@ -402,6 +407,7 @@ void     tcache_return_blocks(void **blocks, unsigned n);
 void    *refill_malloc_slow(size_t size);
 void     refill_free_slow(void *p);
 void    *refill_aligned(size_t align, size_t size);
+void    *refill_calloc_huge(size_t size);
 void    *refill_realloc(void *p, size_t size);
 size_t   refill_usable_size(const void *p);
 int      ebb_init_slow(void);

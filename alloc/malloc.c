@@ -27,9 +27,10 @@ EBB_EXPORT void *ebb_calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (total > LARGE_MAX)
+		return refill_calloc_huge(total);	/* zero unless reused */
 	void *p = ebb_malloc(total);
-	/* huge blocks are fresh mappings, already zero */
-	if (p && (total <= LARGE_MAX))
+	if (p)
 		memset(p, 0, total);
 	return p;
 }

@@ -149,18 +149,37 @@ static void oom_relief(void)
 	reclaim_run(1, 0);
 }
 
-static void *alloc_huge(size_t size, size_t align)
+static void *alloc_huge_z(size_t size, size_t align, int *zeroed)
 {
-	huge_t *h = huge_alloc(size, align);
+	huge_t *h = huge_alloc(size, align, zeroed);
 	if (!h && size <= (SIZE_MAX >> 1)) {
 		oom_relief();
-		h = huge_alloc(size, align);
+		h = huge_alloc(size, align, zeroed);
 	}
 	if (!h) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	return h->addr;
+}
+
+static void *alloc_huge(size_t size, size_t align)
+{
+	int zeroed;
+	return alloc_huge_z(size, align, &zeroed);
+}
+
+/* calloc of a huge block: fresh mappings are zero already, reused ones
+ * are cleared. */
+void *refill_calloc_huge(size_t size)
+{
+	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))
+		ebb_init_slow();
+	int zeroed;
+	void *p = alloc_huge_z(size, 0, &zeroed);
+	if (p && !zeroed)
+		memset(p, 0, size);
+	return p;
 }
 
 static void slow_tick(tcache_t *tc)
@@ -170,6 +189,10 @@ static void slow_tick(tcache_t *tc)
 	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
 	if (atomic_load_explicit(&tc->idle_flushed, memory_order_relaxed))
 		atomic_store_explicit(&tc->idle_flushed, 0, memory_order_relaxed);
+	/* the reclaim thread keeps the stats file: start it on the first
+	 * slow path, or a process that allocates little never gets one */
+	if (ebb_unlikely(opt_stats_file[0]))
+		reclaim_ensure_thread();
 	if (++tc->slow_events % SLOW_TICK)
 		return;
 	/* EBB_DEBUG=3: walk the whole structure now and then (the oracle) */
@@ -177,8 +200,6 @@ static void slow_tick(tcache_t *tc)
 	if (EBB_DEBUG >= 3 && tc->slow_events % (SLOW_TICK * 16) == 0)
 		for (unsigned i = 0; i < narenas; i++)
 			ebb_assert_expensive(arena_is_valid(arenas[i]));
-	if (opt_stats_file[0])
-		reclaim_ensure_thread();	/* the thread keeps the stats file */
 	if (nnodes > 1) {
 		unsigned cpu;
 		if (os_getcpu(&cpu) == 0)

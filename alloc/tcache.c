@@ -211,6 +211,7 @@ static void tcache_destructor(void *arg)
 	pthread_mutex_unlock(&reg_lock);
 	bin_limits_clear(tc);
 	atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
+	arena_thread_leave(tc->arena);
 	tc->state = TC_DEAD;
 	tcache_exit(tc);
 }
@@ -231,7 +232,7 @@ int tcache_init(tcache_t *tc)
 	os_getcpu(&cpu);
 	tc->node = topo_node_of_cpu(cpu);
 	tc->node_tag = NODE_TAG_NONE;	/* set when ACTIVE */
-	tc->arena = arena_pick(tc->node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
+	tc->arena = arena_pick_for_thread(tc->node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
 	tc->key = tcache_key;
 	bin_limits(tc);
 	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
@@ -362,7 +363,8 @@ void tcache_set_node(tcache_t *tc, unsigned node)
 	tcache_flush_all(tc);
 	tc->node = node;
 	tc->node_tag = node + 1;
-	tc->arena = arena_pick(node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
+	arena_thread_leave(tc->arena);
+	tc->arena = arena_pick_for_thread(node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
 }
 
 /* Incremental GC, called every SLOW_TICK slow-path events: looks at 8

@@ -106,6 +106,9 @@ static size_t pass(int force, size_t budget)
 			break;
 	}
 	pthread_mutex_unlock(&pass_lock);
+	/* cached huge mappings past the decay are unmapped here (munmap on
+	 * this thread, not the application's) */
+	total += huge_cache_trim(now, decay_ns, force);
 	return total;
 }
 
