@@ -225,7 +225,7 @@ static void print_backend(void)
 	size_t len = sizeof(buf);
 
 	if (ctl && ctl("reclaim_backend", buf, &len, NULL, 0) == 0)
-		printf("canary: ebbmalloc reclaim backend in use: %.*s\n", (int)sizeof(buf), buf);
+		printf("canary: ebb_ctl(\"reclaim_backend\") = %.*s\n", (int)sizeof(buf), buf);
 }
 
 int main(void)
