@@ -320,6 +320,7 @@ struct tcache {
 	arena_t *arena;
 	size_t   bound_bytes;	/* sum of bins' max * size: <= tcache_max_bytes */
 	uint64_t slow_events;
+	uint64_t last_budget_scan;	/* slow_events at the last budget_reclaim */
 	_Atomic uint64_t cached_pub;	/* cached bytes, published on slow paths for stats */
 	uint32_t gc_bin;	/* next bin the incremental GC looks at */
 	_Atomic uint64_t last_active_ns;

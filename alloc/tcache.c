@@ -60,6 +60,17 @@ static _Atomic unsigned tc_seq;
  * tcache_max_bytes at all times: the bound is enforced without counting
  * bytes on the fast paths.
  */
+/* Blocks moved per refill or flush: half the bin, at most TCACHE_BATCH_MAX.
+ * The cap bounds the work a single malloc or free can do (a refill of 128
+ * blocks was most of the p99.9 latency: bench/latency.c), at the price of
+ * one arena lock round trip per 32 blocks instead of per 128. */
+#define TCACHE_BATCH_MAX 32
+static uint32_t batch_of(uint32_t max)
+{
+	uint32_t b = max / 2 ? max / 2 : 1;
+	return b > TCACHE_BATCH_MAX ? TCACHE_BATCH_MAX : b;
+}
+
 static uint32_t bin_cap(unsigned cls, size_t limit)
 {
 	size_t size = sizeclass_info[cls].size;
@@ -83,7 +94,7 @@ static void bin_limits(tcache_t *tc)
 		if (tc->bound_bytes + max * size > limit)
 			max = 0;
 		b->max = (uint16_t)max;
-		b->batch = (uint16_t)(max / 2 ? max / 2 : 1);
+		b->batch = (uint16_t)batch_of(max);
 		b->low = 0;
 		tc->bound_bytes += max * size;
 	}
@@ -114,7 +125,7 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 		atomic_fetch_sub_explicit(&bound_total, (b->max - max) * size, memory_order_relaxed);
 	tc->bound_bytes = tc->bound_bytes - b->max * size + max * size;
 	b->max = (uint16_t)max;
-	b->batch = (uint16_t)(max / 2 ? max / 2 : 1);
+	b->batch = (uint16_t)batch_of(max);
 	if (b->count > max)
 		tcache_flush_bin(tc, cls, max);
 }
@@ -159,8 +170,15 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	uint32_t grow = b->max ? b->max : 1;
 	if (b->max + grow > cap)
 		grow = cap - b->max;
-	if (tc->bound_bytes + grow * size > limit)
+	if (tc->bound_bytes + grow * size > limit) {
+		/* the scan costs ~1 us: at most once per SLOW_TICK slow paths,
+		 * so a thread whose bins all want to grow does not pay it on
+		 * every refill (bench/latency.c p99.9) */
+		if (tc->slow_events - tc->last_budget_scan < 64)
+			return;
+		tc->last_budget_scan = tc->slow_events;
 		budget_reclaim(tc, cls, grow * size);
+	}
 	/* all threads together: growth stops at tcache_total_bytes */
 	size_t total = atomic_load_explicit(&bound_total, memory_order_relaxed);
 	if (total + grow * size > (size_t)opt(OPT_tcache_total_bytes))
@@ -180,7 +198,7 @@ void tcache_bin_overflow(tcache_t *tc, unsigned cls)
 	bin_grow(tc, cls);
 	tbin_t *b = &tc->bins[cls];
 	if (b->count >= b->max)
-		tcache_flush_bin(tc, cls, b->max / 2);
+		tcache_flush_bin(tc, cls, b->max - batch_of(b->max));
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc)
@@ -367,13 +385,13 @@ void tcache_set_node(tcache_t *tc, unsigned node)
 	tc->arena = arena_pick_for_thread(node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
 }
 
-/* Incremental GC, called every SLOW_TICK slow-path events: looks at 8
- * bins. A bin whose low-water mark stayed above zero since its last look
+/* Incremental GC, called every SLOW_TICK slow-path events: looks at 2
+ * bins (so a tick stays short) and gives back at most a batch from each. A bin whose low-water mark stayed above zero since its last look
  * kept blocks it did not need: it gives back a share of them (1/4, then
  * 1/2, then all, as the waste persists) and halves its max. */
 void tcache_gc_tick(tcache_t *tc)
 {
-	for (unsigned i = 0; i < 8; i++) {
+	for (unsigned i = 0; i < 2; i++) {
 		unsigned c = tc->gc_bin;
 		tc->gc_bin = tc->gc_bin >= NCLASS ? 1 : tc->gc_bin + 1;
 		if (c == 0)
@@ -384,6 +402,8 @@ void tcache_gc_tick(tcache_t *tc)
 			unsigned drop = (b->low + (1u << shift) - 1) >> shift;
 			if (drop > b->count)
 				drop = b->count;
+			if (drop > TCACHE_BATCH_MAX)
+				drop = TCACHE_BATCH_MAX;
 			tcache_flush_bin(tc, c, b->count - drop);
 			if (b->waste_ticks < 2)
 				b->waste_ticks++;
