@@ -159,7 +159,7 @@ static inline int rt_threads_named(const char *name, pid_t *tids, int max)
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		char path[96], comm[64];
+		char path[320], comm[64];
 		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
