@@ -192,6 +192,70 @@ static void test_cache_in_use_is_not_flushed(void **state)
 	park_run(1, 0);
 }
 
+/* Backoff arithmetic, driven event by event (the GC is a function of
+ * slow-path events; the idle flush's clock is injected above). */
+static void test_bin_grows_on_dry_and_overflow(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(200);
+	tbin_t *b = &tc->bins[cls];
+	tcache_flush_bin(tc, cls, 0);
+	uint32_t m0 = b->max;
+	tcache_bin_dry(tc, cls);		/* ran dry: double */
+	assert_int_equal(b->max, m0 * 2);
+	assert_int_equal(b->batch, b->max / 2 > 32 ? 32 : b->max / 2);
+	for (int i = 0; i < 20; i++)
+		tcache_bin_dry(tc, cls);
+	/* capped: limit/8 bytes of one class, at most 256 blocks */
+	size_t cap = (size_t)opt(OPT_tcache_max_bytes) / 8 / sizeclass_size(cls);
+	assert_int_equal(b->max, cap > 256 ? 256 : cap);
+	assert_true(b->batch <= 32);
+	assert_true(tc->bound_bytes <= (size_t)opt(OPT_tcache_max_bytes));
+}
+
+static void test_gc_share_doubles_and_max_halves(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(48);
+	tbin_t *b = &tc->bins[cls];
+	/* fill the bin to 64 cached blocks it will not use */
+	for (int i = 0; i < 8; i++)
+		tcache_bin_dry(tc, cls);
+	void *v[64];
+	for (int i = 0; i < 64; i++)
+		v[i] = ebb_malloc(48);
+	for (int i = 0; i < 64; i++)
+		ebb_free(v[i]);
+	assert_true(b->count >= 64);
+	/* drive the GC to this bin's turn three times; the low-water mark
+	 * stays above zero (nothing is allocated from it) */
+	unsigned count0 = b->count, max0 = b->max;
+	unsigned drops[3], maxes[3];
+	for (int t = 0; t < 4; t++) {
+		unsigned before = b->count;
+		for (unsigned k = 0; k <= NCLASS && tc->gc_bin != cls; k++)
+			tcache_gc_tick(tc);	/* 2 bins per tick */
+		if (tc->gc_bin != cls) {
+			tc->gc_bin = cls;
+		}
+		tcache_gc_tick(tc);
+		if (t > 0) {
+			drops[t - 1] = before - b->count;
+			maxes[t - 1] = b->max;
+		}
+	}
+	(void)count0;
+	/* first wasteful look only sets the mark; then 1/4, 1/2, all of the
+	 * low-water mark (at most a batch of 32 at a time) */
+	assert_true(drops[0] > 0);
+	assert_true(drops[1] >= drops[0] || drops[1] == 32);
+	assert_true(maxes[0] < max0);		/* halved */
+	assert_true(maxes[1] <= maxes[0]);
+	assert_true(b->count <= b->max);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +265,8 @@ int main(void)
 		cmocka_unit_test(test_thread_exit_returns_cache),
 		cmocka_unit_test(test_idle_cache_is_flushed),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
+		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
+		cmocka_unit_test(test_gc_share_doubles_and_max_halves),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
