@@ -7,7 +7,7 @@
 if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
 	skip "no java/javac (default-jdk-headless could not be installed: make test-integration installs it as root)"
 fi
-export JAVA_TOOL_OPTIONS=	# no surprises from the environment
+unset JAVA_TOOL_OPTIONS _JAVA_OPTIONS JDK_JAVA_OPTIONS	# no surprises from the environment
 
 scenario() {
 	mkdir -p classes
