@@ -1,13 +1,14 @@
 # tests/integration/integration.mk - `make test-integration`: real programs
 # (python3, java, gcc, git, sqlite3, perl, sort) run under glibc and with the
 # allocator under test preloaded; outputs must match. Plus start-up checks
-# (constructors that malloc/dlsym/dlopen before main, /bin/true).
+# (constructors that malloc/dlsym/dlopen before main, /bin/true) and the
+# warnings for malformed or unknown EBB_* settings (options.sh).
 # EBB_TEST_PRELOAD picks the library (default build/libebbmalloc.so; e.g.
 # /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 validates the harness, "none"
 # compares glibc with itself). About 2-3 minutes on 2 cores.
 INTEG_DIR     := $(BUILD)/tests/integration
 INTEG_DEPS_OK := $(BUILD)/.integration-deps-ok
-INTEG_SCRIPTS := startup python java gcc git sqlite perl sort
+INTEG_SCRIPTS := startup options python java gcc git sqlite perl sort
 # program:package pairs the scripts need on a fresh Debian 12 machine
 INTEG_NEEDS   := python3:python3 sqlite3:sqlite3 git:git perl:perl gcc:gcc \
 	objdump:binutils awk:mawk javac:default-jdk-headless

@@ -17,6 +17,9 @@ INTEG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 INTEG_SRC=$INTEG_ROOT/tests/integration
 INTEG_BUILD=${INTEG_BUILD:-$INTEG_ROOT/build/tests/integration}
 PRELOAD=${EBB_TEST_PRELOAD:-$INTEG_ROOT/build/libebbmalloc.so}
+# the harness's EBB_TEST_* variables are not ebbmalloc options: the programs
+# under test never see them
+unset EBB_TEST_PRELOAD EBB_TEST_RESULTS
 
 fail() {
 	echo "FAIL: $*"

@@ -11,7 +11,7 @@ expect() {	# expect pass|fail MODE PATTERN CMD...: on fail, PATTERN must be in t
 	local log rc
 	log=$(mktemp)
 	# in a subshell whose stderr is dropped: bash's own "Aborted" notices
-	( env -u EBB_TEST_EXPECT -u EBB_TEST_PRELOAD -u EBB_DECAY_MS EBB_BROKEN=$mode LD_PRELOAD="$shim" STRESS_OPS=30000 \
+	( env -u STRESS_EXPECT_ALLOCATOR -u EBB_TEST_PRELOAD -u EBB_TEST_RESULTS -u EBB_DECAY_MS EBB_BROKEN=$mode LD_PRELOAD="$shim" STRESS_OPS=30000 \
 		STRESS_THREADS=2 CANARY_SECONDS=3 CANARY_THREADS=2 timeout 60 "$@" >"$log" 2>&1 </dev/null; exit $? ) 2>/dev/null
 	rc=$?
 	if { [ "$want" = pass ] && [ $rc = 0 ]; } || { [ "$want" = fail ] && [ $rc != 0 ] && [ $rc != 124 ] && grep -qE "$pat" "$log"; }; then

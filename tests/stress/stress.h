@@ -7,7 +7,7 @@
  *
  * The programs use only the standard malloc API, so each runs against
  * glibc as built, or against any replacement under LD_PRELOAD. When the
- * environment says EBB_TEST_EXPECT=ebbmalloc (tests/stress/preload.sh sets
+ * environment says STRESS_EXPECT_ALLOCATOR=ebbmalloc (tests/stress/preload.sh sets
  * it when it preloads libebbmalloc.so), a program that does not find
  * ebbmalloc in the process fails instead of silently testing glibc.
  *
@@ -178,7 +178,7 @@ static inline int stress_is_glibc(void)
  * ebbmalloc and it is not there (a preload that silently failed). */
 static inline int stress_banner(const char *prog)
 {
-	const char *want = getenv("EBB_TEST_EXPECT");
+	const char *want = getenv("STRESS_EXPECT_ALLOCATOR");
 	const char *have = stress_allocator();
 
 	printf("%s: allocator %s\n", prog, have);
