@@ -113,6 +113,18 @@ static inline double rt_mib(size_t b)
 typedef int (*rt_stats_fn)(struct ebb_stats *);
 typedef int (*rt_ctl_fn)(const char *, void *, size_t *, const void *, size_t);
 
+#ifdef RT_LINKED
+/* linked with libebbmalloc-ebb.a: call the ebb_* API directly */
+static inline void *rt_sym(const char *name)
+{
+	if (strcmp(name, "ebb_stats") == 0)
+		return (void *)ebb_stats;
+	if (strcmp(name, "ebb_ctl") == 0)
+		return (void *)ebb_ctl;
+	printf("FAIL: rt_sym(%s): not linked\n", name);
+	exit(1);
+}
+#else
 static inline void *rt_sym(const char *name)
 {
 	void *p = dlsym(RTLD_DEFAULT, name);
@@ -123,6 +135,7 @@ static inline void *rt_sym(const char *name)
 	}
 	return p;
 }
+#endif
 
 static inline void rt_stats(struct ebb_stats *st)
 {
