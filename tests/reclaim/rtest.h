@@ -160,8 +160,36 @@ static inline uint64_t rt_opt(const char *name, uint64_t dflt)
 }
 
 /* ---- threads by name --------------------------------------------------------- */
-/* Fill tids[] with the threads of this process whose comm is name; returns
- * how many (at most max). Uses opendir (which mallocs). */
+/* Is task tid of this process an io_uring worker (PF_IO_WORKER)? The
+ * kernel creates them as threads of the submitting task, with its comm
+ * ("ebb-reclaim") until they rename themselves "iou-wrk-N": a name count
+ * must not mistake one for a second reclaim thread. */
+#define RT_PF_IO_WORKER 0x10u
+static inline int rt_is_io_worker(const char *tid)
+{
+	char path[320], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0)
+		return 0;
+	buf[k] = 0;
+	char *s = strrchr(buf, ')');	/* comm may hold spaces */
+	unsigned long flags = 0;
+	char state;
+	int ppid, pgrp, session, tty, tpgid;
+	if (!s || sscanf(s + 1, " %c %d %d %d %d %d %lu", &state, &ppid, &pgrp, &session, &tty,
+			 &tpgid, &flags) != 7)
+		return 0;
+	return (flags & RT_PF_IO_WORKER) != 0;
+}
+
+/* Fill tids[] with the threads of this process whose comm is name (io_uring
+ * workers excluded); returns how many (at most max). Uses opendir (which
+ * mallocs). */
 static inline int rt_threads_named(const char *name, pid_t *tids, int max)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -184,7 +212,7 @@ static inline int rt_threads_named(const char *name, pid_t *tids, int max)
 		comm[k] = 0;
 		if (comm[k - 1] == '\n')
 			comm[k - 1] = 0;
-		if (strcmp(comm, name) == 0) {
+		if (strcmp(comm, name) == 0 && !rt_is_io_worker(e->d_name)) {
 			if (n < max)
 				tids[n] = (pid_t)atoi(e->d_name);
 			n++;
