@@ -122,8 +122,9 @@ static int child(void)
 	}
 	struct ebb_stats st;
 	rt_stats(&st);
-	printf("child %d: RSS start %.1f, peak %.1f, after trim %.1f MiB; trim -> %d; reclaim threads %d; backend %s\n",
-	       (int)getpid(), rt_mib(c0), rt_mib(c1), rt_mib(c2), t, nrec, st.backend);
+	printf("child %d: RSS start %.1f, peak %.1f, after trim %.1f MiB; trim -> %d; reclaim threads %d; backend %s%s\n",
+	       (int)getpid(), rt_mib(c0), rt_mib(c1), rt_mib(c2), t, nrec, st.backend,
+	       rt_io_workers_skipped ? " (an io_uring worker still named ebb-reclaim was not counted)" : "");
 	fflush(stdout);
 	return bad;
 }

@@ -165,6 +165,7 @@ static inline uint64_t rt_opt(const char *name, uint64_t dflt)
  * ("ebb-reclaim") until they rename themselves "iou-wrk-N": a name count
  * must not mistake one for a second reclaim thread. */
 #define RT_PF_IO_WORKER 0x10u
+static int rt_io_workers_skipped;	/* named like the thread sought, but io workers */
 static inline int rt_is_io_worker(const char *tid)
 {
 	char path[320], buf[512];
@@ -212,7 +213,9 @@ static inline int rt_threads_named(const char *name, pid_t *tids, int max)
 		comm[k] = 0;
 		if (comm[k - 1] == '\n')
 			comm[k - 1] = 0;
-		if (strcmp(comm, name) == 0 && !rt_is_io_worker(e->d_name)) {
+		if (strcmp(comm, name) == 0 && rt_is_io_worker(e->d_name)) {
+			rt_io_workers_skipped++;
+		} else if (strcmp(comm, name) == 0) {
 			if (n < max)
 				tids[n] = (pid_t)atoi(e->d_name);
 			n++;
