@@ -48,6 +48,45 @@ HARD_TESTS = \
 	"EBB_FAULT=mmap=rand:0.25,mremap=rand:0.5,madvise=rand:0.3,seed=7 EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(HARD_PRELOAD) $(HARD_DIR)/preload_oom random" \
 	"ulimit -v 1572864 && $(HARD_PRELOAD) $(HARD_DIR)/preload_oom rlimit"
 
-test-hardening: $(HARD_EBB_BINS) $(HARD_PRE_BINS) $(LIB_SO) $(FUZZ_SUITE_DEP)
+test-hardening: $(HARD_EBB_BINS) $(HARD_PRE_BINS) $(LIB_SO)
+	$(Q)$(MAKE) --no-print-directory fuzz-try-build
 	$(Q)tests/run_tests.sh hardening 300 $(HARD_TESTS) $(FUZZ_SUITE_TESTS)
 test: test-hardening
+
+# ---- sanitizers --------------------------------------------------------------
+# ASan cannot host a replacement malloc, so the sanitizer runs link the
+# library objects (built with SAN=... in their own BUILD dir) into the unit
+# tests and the ebb_*-API hardening programs; the LD_PRELOAD ones are left
+# out. UBSan findings are fatal (-fno-sanitize-recover=all, halt_on_error).
+# No suppressions: the runs are clean (tests/hardening/README.md).
+# The tests that fork (test_backend's seccomp children) run under both.
+CHECK_RESULTS ?= $(abspath $(BUILD))/check-results/$(TEST_RUN_ID)
+HARD_EBB_TESTS = \
+	"$(HARD_DIR)/fault_oom" \
+	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge" \
+	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
+	"EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread 10"
+SAN_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+SAN_TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+SAN_BINS_DEP = $(UNIT_BINS) $(HARD_EBB_BINS)
+
+# run inside the sub-make (BUILD and SAN set there)
+.PHONY: san-suite
+san-suite: $(SAN_BINS_DEP)
+	$(Q)env $(SAN_ENV) tests/run_tests.sh $(SAN_SUITE) 600 $(UNIT_BINS) $(HARD_EBB_TESTS)
+
+check-asan: | $(DEPS_OK)
+	@echo "== ASan + UBSan: unit tests and hardening programs ($(BUILD)/asan)"
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=address,undefined \
+		CFLAGS=-fno-sanitize-recover=all EBB_TEST_RESULTS=$(CHECK_RESULTS) \
+		SAN_SUITE=asan SAN_ENV='$(SAN_ASAN_ENV)' san-suite
+	$(Q)tests/summary.sh $(CHECK_RESULTS)
+
+check-tsan: | $(DEPS_OK)
+	@echo "== TSan: unit tests and hardening programs ($(BUILD)/tsan)"
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/tsan SAN=thread \
+		EBB_TEST_RESULTS=$(CHECK_RESULTS) SAN_SUITE=tsan SAN_ENV='$(SAN_TSAN_ENV)' san-suite
+	$(Q)tests/summary.sh $(CHECK_RESULTS)
+
+check-san: check-asan check-tsan
