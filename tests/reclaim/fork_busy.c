@@ -14,6 +14,8 @@
  *     the purge acted on the child's memory (a ring or pidfd inherited
  *     from the parent would purge the parent's pages instead, which the
  *     parent's pattern checks would also catch);
+ *   - with the uring backend, holds exactly one io_uring fd (the copy of
+ *     the parent's ring is closed at fork, its own ring was created);
  *   - exits 0. alarm(20) turns a deadlock in the child into SIGALRM.
  * The parent waits for each child with a 30 s bound (a child that does not
  * finish is a deadlock: its stacks are printed with gdb when available,
@@ -77,6 +79,28 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+/* io_uring instances this process holds an fd of */
+static int count_uring_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char path[320], link[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		ssize_t k = readlink(path, link, sizeof(link) - 1);
+		if (k <= 0)
+			continue;
+		link[k] = 0;
+		if (strcmp(link, "anon_inode:[io_uring]") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int child(void)
 {
 	alarm(20);
@@ -122,6 +146,15 @@ static int child(void)
 	}
 	struct ebb_stats st;
 	rt_stats(&st);
+	if (strcmp(st.backend, "uring") == 0) {
+		/* the parent's ring was dropped at fork; the child made one */
+		int nfd = count_uring_fds();
+		if (nfd != 1) {
+			printf("FAIL: child %d: %d io_uring fds after its purges (want 1: its own ring)\n",
+			       (int)getpid(), nfd);
+			bad = 1;
+		}
+	}
 	printf("child %d: RSS start %.1f, peak %.1f, after trim %.1f MiB; trim -> %d; reclaim threads %d; backend %s%s\n",
 	       (int)getpid(), rt_mib(c0), rt_mib(c1), rt_mib(c2), t, nrec, st.backend,
 	       rt_io_workers_skipped ? " (an io_uring worker still named ebb-reclaim was not counted)" : "");
