@@ -53,8 +53,11 @@ static void atfork_child(void)
 	backend_atfork_child();
 	chunk_atfork_child();
 	arena_atfork_child();
-	tcache_atfork_child();
+	/* first: no reclaim thread may be started from inside this handler,
+	 * and flushing the dead threads' caches below would try */
 	reclaim_atfork_child();
+	tcache_atfork_child();
+	reclaim_atfork_child_done();
 }
 
 static void init_phase1(void)

@@ -108,5 +108,6 @@ size_t reclaim_run(int force, size_t budget_bytes);
 void reclaim_atfork_prepare(void);
 void reclaim_atfork_parent(void);
 void reclaim_atfork_child(void);
+void reclaim_atfork_child_done(void);
 
 #endif /* EBB_RECLAIM_H */

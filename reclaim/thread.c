@@ -41,7 +41,7 @@
 static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct iovec pass_iov[RECLAIM_BATCH_MAX];
 
-static _Atomic int thread_state;	/* 0 none, 1 starting, 2 running */
+static _Atomic int thread_state;	/* 0 none, 1 starting, 2 running, 3 not now (fork child handler) */
 static _Atomic uint32_t wake_word;	/* futex: bumped to wake the thread */
 static _Atomic int idle_sleep;		/* thread is in its no-dirty backoff sleep */
 static _Atomic uint32_t trim_req, trim_done;	/* futex: trim requests served */
@@ -286,10 +286,17 @@ void reclaim_atfork_parent(void)
 void reclaim_atfork_child(void)
 {
 	pthread_mutex_init(&pass_lock, NULL);
-	atomic_store_explicit(&thread_state, 0, memory_order_relaxed);
+	atomic_store_explicit(&thread_state, 3, memory_order_relaxed);
 	atomic_store_explicit(&idle_sleep, 0, memory_order_relaxed);
 	atomic_store_explicit(&trim_req, 0, memory_order_relaxed);
 	atomic_store_explicit(&trim_done, 0, memory_order_relaxed);
 	atomic_store_explicit(&reclaim_tid, 0, memory_order_relaxed);
 	stats_file_atfork_child();
+}
+
+/* End of the child's fork handlers: the thread may start again (lazily,
+ * on the child's first dirty memory or second thread). */
+void reclaim_atfork_child_done(void)
+{
+	atomic_store_explicit(&thread_state, 0, memory_order_release);
 }
