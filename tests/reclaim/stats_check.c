@@ -20,7 +20,8 @@
  *    chunks and huge figures equal ebb_stats'; after 16 MiB more are
  *    allocated, the file shows them within 1 s (refresh period 100 ms);
  * then everything is freed, the threads exit and after malloc_trim(0)
- * dirty and purging are 0. EBB_STATS=1 prints at exit (stats.sh checks).
+ * dirty and purging are 0, tcache_flushes has counted the flushes, the
+ * purge counters moved and the latency histogram holds every batch. EBB_STATS=1 prints at exit (stats.sh checks).
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -325,5 +326,18 @@ int main(int argc, char **argv)
 	CHECK(st.allocated_bytes < 4 * MiB, "after freeing everything %.1f MiB still allocated",
 	      rt_mib(st.allocated_bytes));
 	CHECK(mi.keepcost == 0, "mallinfo2 keepcost %zu after trim", mi.keepcost);
+	/* 3 threads exited with full caches, malloc_trim flushed ours, and
+	 * every worker's bins overflowed while it freed: caches were flushed */
+	CHECK(st.tcache_flushes > 0, "tcache_flushes is still 0 after %d threads flushed their caches",
+	      NTH + 1);
+	CHECK(st.purge_batches > 0 && st.purge_syscalls > 0 && st.purge_ranges > 0,
+	      "purge counters batches/syscalls/ranges %llu/%llu/%llu after %.1f MiB purged",
+	      (unsigned long long)st.purge_batches, (unsigned long long)st.purge_syscalls,
+	      (unsigned long long)st.purge_ranges, rt_mib(st.purged_bytes));
+	uint64_t lat = 0;
+	for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+		lat += st.purge_batch_lat[i];
+	CHECK(lat == st.purge_batches, "purge latency histogram holds %llu batches, purge_batches %llu",
+	      (unsigned long long)lat, (unsigned long long)st.purge_batches);
 	return rt_result("stats_check");
 }
