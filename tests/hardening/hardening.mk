@@ -48,9 +48,11 @@ HARD_TESTS = \
 	"EBB_FAULT=mmap=rand:0.25,mremap=rand:0.5,madvise=rand:0.3,seed=7 EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(HARD_PRELOAD) $(HARD_DIR)/preload_oom random" \
 	"ulimit -v 1572864 && $(HARD_PRELOAD) $(HARD_DIR)/preload_oom rlimit"
 
+# HARD_FUZZ=0 leaves the fuzz round out (make check's DEBUG=3 pass)
+HARD_FUZZ ?= 1
 test-hardening: $(HARD_EBB_BINS) $(HARD_PRE_BINS) $(LIB_SO)
-	$(Q)$(MAKE) --no-print-directory fuzz-try-build
-	$(Q)tests/run_tests.sh hardening 300 $(HARD_TESTS) $(FUZZ_SUITE_TESTS)
+	$(Q)[ "$(HARD_FUZZ)" = 0 ] || $(MAKE) --no-print-directory fuzz-try-build
+	$(Q)tests/run_tests.sh hardening 300 $(HARD_TESTS) $(if $(filter 0,$(HARD_FUZZ)),,$(FUZZ_SUITE_TESTS))
 test: test-hardening
 
 # ---- sanitizers --------------------------------------------------------------
@@ -90,3 +92,31 @@ check-tsan: | $(DEPS_OK)
 	$(Q)tests/summary.sh $(CHECK_RESULTS)
 
 check-san: check-asan check-tsan
+
+# ---- make check --------------------------------------------------------------
+# Everything, bounded (about 20 minutes on 2 busy cores; CI allows 90):
+#  1. make test (the everyday suites)
+#  2. DEBUG=3 (assertions + invariant walkers on the slow paths) in
+#     $(BUILD)/debug3: unit tests, the stress suite and test-hardening with
+#     that library under LD_PRELOAD / linked in
+#  3. check-san: ASan+UBSan and TSan
+#  4. a fuzz round of CHECK_FUZZ_TIME seconds
+# Each step runs even if an earlier one failed; the exit status says if any
+# did, and the summary of every step is printed at the end.
+CHECK_FUZZ_TIME ?= 60
+.PHONY: check check-debug3
+check-debug3: | $(DEPS_OK)
+	@echo "== DEBUG=3: unit, stress and hardening tests ($(BUILD)/debug3)"
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/debug3 DEBUG=3 HARD_FUZZ=0 \
+		EBB_TEST_PRELOAD=$(abspath $(BUILD)/debug3/libebbmalloc.so) \
+		EBB_TEST_RESULTS=$(CHECK_RESULTS) $(BUILD)/debug3/libebbmalloc.so test-unit test-stress test-hardening
+	$(Q)tests/summary.sh $(CHECK_RESULTS)
+
+check:
+	@start=$$(date +%s); st=0; \
+	echo "== make test"; $(MAKE) --no-print-directory test || st=1; \
+	$(MAKE) --no-print-directory check-debug3 CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-debug3 || st=1; \
+	$(MAKE) --no-print-directory check-san CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-san || st=1; \
+	echo "== fuzz ($(CHECK_FUZZ_TIME) s)"; $(MAKE) --no-print-directory fuzz FUZZ_TIME=$(CHECK_FUZZ_TIME) || st=1; \
+	echo "== make check: $$( [ $$st = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
+	exit $$st
