@@ -194,10 +194,58 @@ static void parse_conf(const char *conf)
 	}
 }
 
+extern char **environ;
+
+/* Is name (up to '=') EBB_CONF or EBB_<OPTION>? */
+static int known_variable(const char *name, size_t len)
+{
+	if (len == 8 && !strncmp(name, "EBB_CONF", 8))
+		return 1;
+	for (int i = 0; i < OPT_COUNT; i++) {
+		const char *n = opt_table[i].name;
+		size_t k = strlen(n);
+		if (len != k + 4)
+			continue;
+		size_t j = 0;
+		while (j < k && name[4 + j] == (char)(n[j] >= 'a' && n[j] <= 'z' ? n[j] - 32 : n[j]))
+			j++;
+		if (j == k)
+			return 1;
+	}
+	return 0;
+}
+
+/* Every EBB_* variable must be one of ours (a misspelt EBB_DECAY_MSS would
+ * otherwise be silently ignored). EBB_TEST_* is left to test harnesses. */
+static void check_unknown_variables(void)
+{
+	if (!environ)
+		return;
+	for (char **e = environ; *e; e++) {
+		const char *v = *e;
+		if (strncmp(v, "EBB_", 4) || !strncmp(v, "EBB_TEST_", 9))
+			continue;
+		const char *eq = strchr(v, '=');
+		size_t len = eq ? (size_t)(eq - v) : strlen(v);
+		if (!known_variable(v, len)) {
+			char names[512];
+			size_t pos = (size_t)ebb_snprintf(names, sizeof(names), "EBB_CONF");
+			for (int i = 0; i < OPT_COUNT && pos + 40 < sizeof(names); i++) {
+				pos += (size_t)ebb_snprintf(names + pos, sizeof(names) - pos, ",EBB_");
+				for (const char *n = opt_table[i].name; *n && pos + 2 < sizeof(names); n++)
+					names[pos++] = (char)(*n >= 'a' && *n <= 'z' ? *n - 32 : *n);
+				names[pos] = 0;
+			}
+			bad("environment", v, len, "unknown variable", names);
+		}
+	}
+}
+
 void options_init(void)
 {
 	char buf[1024];
 	char var[64];
+	check_unknown_variables();
 	if (os_getenv("EBB_CONF", buf, sizeof(buf)))
 		parse_conf(buf);
 	for (int i = 0; i < OPT_COUNT; i++) {

@@ -107,6 +107,21 @@ static void test_bad_values_warn_and_keep_default(void **state)
 	assert_int_equal(lines, 5);
 }
 
+static void test_unknown_variable_warns(void **state)
+{
+	(void)state;
+	const char *env[] = { "EBB_DECAY_MSS", "10", "EBB_TEST_HARNESS_DIR", "/tmp", NULL };
+	struct result r;
+	probe(env, &r);
+	assert_int_equal(r.values[OPT_decay_ms], 500);
+	assert_non_null(strstr(r.err, "ebbmalloc: environment: unknown variable 'EBB_DECAY_MSS', ignored; valid: EBB_CONF,EBB_VERBOSE,EBB_DECAY_MS,"));
+	assert_null(strstr(r.err, "EBB_TEST_HARNESS_DIR"));	/* reserved for test harnesses */
+	int lines = 0;
+	for (char *p = r.err; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 1);
+}
+
 static void test_clamp(void **state)
 {
 	(void)state;
@@ -161,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_env_and_conf),
 		cmocka_unit_test(test_bad_values_warn_and_keep_default),
+		cmocka_unit_test(test_unknown_variable_warns),
 		cmocka_unit_test(test_clamp),
 		cmocka_unit_test(test_abort_on_bad_conf),
 		cmocka_unit_test(test_ctl),
