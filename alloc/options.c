@@ -201,6 +201,8 @@ static int known_variable(const char *name, size_t len)
 {
 	if (len == 8 && !strncmp(name, "EBB_CONF", 8))
 		return 1;
+	if (len == 9 && !strncmp(name, "EBB_FAULT", 9))	/* fault injection, alloc/fault.c */
+		return 1;
 	for (int i = 0; i < OPT_COUNT; i++) {
 		const char *n = opt_table[i].name;
 		size_t k = strlen(n);
