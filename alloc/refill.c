@@ -336,6 +336,10 @@ static void free_slow(tcache_t *tc, void *p)
 			ebb_fatal_ptr("free", "double free", p);
 		arena_check_block(p, "free");
 	}
+	/* a thread whose first call is free (a pure consumer) gets its
+	 * cache here too, or every free it makes would take a lock */
+	if (tc->state == TC_UNINIT)
+		tcache_init(tc);
 	if (tc->state != TC_ACTIVE || c->node != tc->node) {
 		if (c->node != tc->node && tc->state == TC_ACTIVE) {
 			pthread_mutex_lock(&c->arena->lock);
