@@ -3,7 +3,10 @@
  * malloc-family operations run through the ebb_* API of the DEBUG=3
  * library (built with ASan + UBSan and coverage, tests/fuzz/fuzz.mk).
  *
- * Input: byte 0 chooses the mode (bit 0: two threads), then each
+ * Input: byte 0 chooses the mode (bit 0: two threads; bit 1: the OS
+ * fails - byte 1 seeds random mmap (probability (byte 0 >> 2) / 64),
+ * mremap and madvise failures through alloc/fault.c, and allocations may
+ * then fail, but only with NULL/ENOMEM and the old block intact), then each
  * operation is an opcode byte followed by its argument bytes (missing bytes
  * read as 0):
  *   op % 12  0 malloc  1 calloc  2 realloc  3 posix_memalign
@@ -28,6 +31,7 @@
  * Everything is freed at the end of each input.
  */
 #include "internal.h"
+#include "fault.h"
 #include "hard.h"
 
 #define NSLOT	64
@@ -56,6 +60,7 @@ static struct {
 	unsigned n;
 } hand = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static _Atomic uint64_t ftag = 1;
+static int fail_ok;	/* faults armed for this input */
 
 #define FCHECK(c, ...) do { if (!(c)) { fprintf(stderr, "fuzz_ebb: " __VA_ARGS__); \
 	fprintf(stderr, "\n"); abort(); } } while (0)
@@ -106,11 +111,17 @@ static void release(struct fslot *s)
 	s->p = NULL;
 }
 
-static void got(struct fslot *s, void *p, size_t n, size_t align, const char *fn)
+/* 1 if p is a block (recorded in s), 0 if an allowed failure */
+static int got(struct fslot *s, void *p, size_t n, size_t align, const char *fn)
 {
+	if (!p && fail_ok) {
+		FCHECK(errno == ENOMEM, "%s(%zu) NULL with errno %d", fn, n, errno);
+		return 0;
+	}
 	FCHECK(p != NULL, "%s(%zu) failed (errno %d)", fn, n, errno);
 	FCHECK(((uintptr_t)p & (align - 1)) == 0, "%s(%zu) = %p not aligned to %zu", fn, n, p, align);
 	set(s, p, n ? n : 0);
+	return 1;
 }
 
 static void walk(void)
@@ -141,27 +152,36 @@ static void step(struct fthread *t)
 	case 0:
 		release(s);
 		n = read_size(t);
+		errno = 0;
 		got(s, ebb_malloc(n), n, 16, "malloc");
 		break;
 	case 1: {
 		release(s);
 		size_t k = 1 + next(t) % 16;
 		n = read_size(t) / k;
+		errno = 0;
 		p = ebb_calloc(k, n);
-		FCHECK(p && zero_check(p, k * n), "calloc(%zu, %zu) = %p not zeroed", k, n, p);
+		FCHECK(!p || zero_check(p, k * n), "calloc(%zu, %zu) = %p not zeroed", k, n, p);
 		got(s, p, k * n, 16, "calloc");
 		break;
 	}
 	case 2:
 		n = read_size(t);
 		if (!s->p) {
+			errno = 0;
 			got(s, ebb_realloc(NULL, n), n, 16, "realloc(NULL)");
 			break;
 		}
 		check(s, "realloc");
 		if (n == 0)
 			n = 1;	/* realloc(p, 0) is op 10 */
+		errno = 0;
 		p = ebb_realloc(s->p, n);
+		if (!p && fail_ok) {
+			FCHECK(errno == ENOMEM, "realloc(%zu) NULL with errno %d", n, errno);
+			check(s, "after a failed realloc");
+			break;
+		}
 		FCHECK(p, "realloc(%zu) failed", n);
 		FCHECK(pat_check_clip(p, s->n, s->n < n ? s->n : n, s->tag) == SIZE_MAX,
 		       "realloc %zu -> %zu lost contents", s->n, n);
@@ -180,6 +200,10 @@ static void step(struct fthread *t)
 			FCHECK(r == EINVAL && p == (void *)0x1, "posix_memalign(%zu) = %d", align, r);
 			break;
 		}
+		if (r == ENOMEM && fail_ok) {
+			FCHECK(p == (void *)0x1, "failed posix_memalign wrote *out");
+			break;
+		}
 		FCHECK(r == 0, "posix_memalign(%zu, %zu) = %d", align, n, r);
 		got(s, p, n, align, "posix_memalign");
 		break;
@@ -188,12 +212,14 @@ static void step(struct fthread *t)
 		release(s);
 		align = (size_t)1 << (next(t) % 22);
 		n = read_size(t);
+		errno = 0;
 		got(s, ebb_aligned_alloc(align, n), n, align, "aligned_alloc");
 		break;
 	case 5:
 		release(s);
 		align = (size_t)1 << (next(t) % 22);
 		n = read_size(t);
+		errno = 0;
 		got(s, ebb_memalign(align, n), n, align, "memalign");
 		break;
 	case 6:
@@ -265,6 +291,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	unsigned nthreads = (data[0] & 1) + 1;
+	fail_ok = (data[0] & 2) && size > 1;
+	if (fail_ok) {
+		char spec[128];
+		snprintf(spec, sizeof(spec), "mmap=rand:0.%02u,mremap=rand:0.5,madvise=rand:0.3,seed=%u",
+			 (unsigned)(data[0] >> 2) * 100 / 64, (unsigned)data[1]);
+		FCHECK(fault_configure(spec) == 0, "fault_configure(%s)", spec);
+		data++;
+		size--;
+	}
 	data++;
 	size--;
 	memset(th, 0, sizeof(th));
@@ -283,6 +318,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	while (hand.n)
 		take_handoff();
+	if (fail_ok)
+		fault_configure(NULL);
 	walk();
 	return 0;
 }

@@ -19,7 +19,7 @@ HARD_HDRS    := tests/hardening/hard.h tests/hardening/workload.h
 # arena_is_valid) as the unit tests do
 HARD_EBB     := fault_oom fault_purge fault_mbind xthread
 # plain malloc API, run under LD_PRELOAD: no sanitizer can host them
-HARD_PRE     := preload_oom
+HARD_PRE     := preload_oom init_oom
 HARD_EBB_BINS := $(addprefix $(HARD_DIR)/,$(HARD_EBB))
 HARD_PRE_BINS := $(addprefix $(HARD_DIR)/,$(HARD_PRE))
 HARD_PRE_CFLAGS := $(filter-out -fsanitize=%,$(HARD_CFLAGS)) \
@@ -47,6 +47,16 @@ HARD_TESTS = \
 	"EBB_FAULT=mmap=40-400 $(HARD_PRELOAD) $(HARD_DIR)/preload_oom window" \
 	"EBB_FAULT=mmap=rand:0.25,mremap=rand:0.5,madvise=rand:0.3,seed=7 EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(HARD_PRELOAD) $(HARD_DIR)/preload_oom random" \
 	"ulimit -v 1572864 && $(HARD_PRELOAD) $(HARD_DIR)/preload_oom rlimit"
+
+# Regression tests of bugs whose fix is outside tests/ and not in yet: they
+# fail until it is (see tests/hardening/README.md), so they are not part of
+# `make test`; move each into HARD_TESTS with its fix.
+#  init_oom: first malloc aborts when the init mapping fails (alloc/refill.c)
+HARD_PENDING = \
+	"EBB_FAULT=mmap=1-4 $(HARD_PRELOAD) $(HARD_DIR)/init_oom"
+.PHONY: test-hardening-pending
+test-hardening-pending: $(HARD_PRE_BINS) $(LIB_SO)
+	$(Q)tests/run_tests.sh hardening-pending 120 $(HARD_PENDING)
 
 # HARD_FUZZ=0 leaves the fuzz round out (make check's DEBUG=3 pass)
 HARD_FUZZ ?= 1
