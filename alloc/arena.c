@@ -25,6 +25,14 @@
  * out, to a thread cache or the application); freeing checks the bit,
  * which catches double frees that got past the thread cache's key check.
  *
+ * Pages of a partly used slab that hold no handed-out block are purged too,
+ * once the slab has had no free for decay_ms: the allocator never touches
+ * a block whose bit is clear, so such a page holds nothing. While its
+ * pages are in flight the slab is off the partial list (state PURGING, so
+ * no block of it is handed out) and a slab that empties meanwhile is
+ * released only when the purge completes (invariant 1). This is what
+ * returns the memory of slabs that many threads each keep a few blocks in.
+ *
  * Threads: everything here runs under the arena's mutex, taken by the
  * callers of the exported functions (they take it themselves). No syscall
  * is made under it except mmap of a new chunk.
@@ -348,6 +356,9 @@ static run_t *slab_new(arena_t *a, unsigned cls)
 	r->cls = (uint8_t)cls;
 	r->nfree = (uint16_t)ci->slab_objs;
 	r->hint = 0;
+	r->resident = 0;
+	r->scanned = 0;
+	r->dirty_ns = os_now_ns();
 	for (size_t i = 0; i < ci->slab_pages; i++) {
 		c->page_cls[f + i] = (uint8_t)cls;
 		c->page_run[f + i] = (uint16_t)f;
@@ -381,8 +392,12 @@ unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 				unsigned b = (unsigned)__builtin_ctzll(avail);
 				avail &= avail - 1;
 				bits[w] |= 1ull << b;
-				out[got++] = base + (size_t)(w * 64 + b) * ci->size;
+				size_t off = (size_t)(w * 64 + b) * ci->size;
+				out[got++] = base + off;
 				r->nfree--;
+				/* the block's pages are (or will be) touched */
+				size_t p0 = off >> LG_PAGE, p1 = (off + ci->size - 1) >> LG_PAGE;
+				r->resident |= ((2u << (p1 - p0)) - 1) << p0;
 			}
 			if (avail)
 				break;
@@ -515,8 +530,12 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 		if (idx / 64 < r->hint)
 			r->hint = (uint16_t)(idx / 64);
 		r->nfree++;
+		r->dirty_ns = now;
+		r->scanned = 0;
 		a->alloc_bytes -= ci->size;
-		if (r->nfree == ci->slab_objs) {
+		if (r->state == ST_PURGING) {
+			/* pages in flight: purge_done puts it back or releases it */
+		} else if (r->nfree == ci->slab_objs) {
 			if (r->on_list)
 				partial_remove(a, r);
 			run_release(a, r, now);
@@ -533,6 +552,91 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 }
 
 /* ---- reclaim hand-off ------------------------------------------------------------ */
+/* Is page pg of slab r free of handed-out blocks? */
+static int slab_page_empty(chunk_t *c, run_t *r, const struct class_info *ci, size_t pg)
+{
+	uint64_t *bits = slab_bits(c, run_page(r));
+	size_t first = (pg << LG_PAGE) / ci->size;
+	size_t last = (((pg + 1) << LG_PAGE) - 1) / ci->size;
+	if (first >= ci->slab_objs)
+		return 1;	/* only the slab's tail waste */
+	if (last >= ci->slab_objs)
+		last = ci->slab_objs - 1;
+	for (size_t i = first; i <= last; i++)
+		if (bits[i / 64] & (1ull << (i % 64)))
+			return 0;
+	return 1;
+}
+
+/* Take the empty pages of idle partial slabs (under the lock). */
+static unsigned slab_pages_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns, int force,
+				struct iovec *out, unsigned max)
+{
+	unsigned n = 0;
+	for (unsigned cls = 1; cls <= NSMALL && n < max; cls++) {
+		const struct class_info *ci = &sizeclass_info[cls];
+		run_t *r = a->partial[cls];
+		while (r && n < max) {
+			run_t *next = r->next;
+			if (r->scanned || (!force && now_ns - r->dirty_ns < decay_ns)) {
+				r = next;
+				continue;
+			}
+			r->scanned = 1;
+			chunk_t *c = chunk_of(r);
+			char *base = chunk_page_addr(c, run_page(r));
+			unsigned first_n = n;
+			size_t pg = 0;
+			while (pg < ci->slab_pages && n < max) {
+				if (!(r->resident & (1u << pg)) || !slab_page_empty(c, r, ci, pg)) {
+					pg++;
+					continue;
+				}
+				size_t start = pg;
+				while (pg < ci->slab_pages && (r->resident & (1u << pg)) &&
+				       slab_page_empty(c, r, ci, pg))
+					pg++;
+				out[n].iov_base = base + (start << LG_PAGE);
+				out[n].iov_len = (pg - start) << LG_PAGE;
+				n++;
+			}
+			if (n > first_n) {
+				partial_remove(a, r);
+				r->state = ST_PURGING;
+			}
+			r = next;
+		}
+	}
+	return n;
+}
+
+/* Complete a slab-page range: its pages are no longer resident. */
+static void slab_pages_done(arena_t *a, run_t *r, const struct iovec *v, int purged)
+{
+	size_t f = run_page(r);
+	size_t p0 = chunk_page_of(chunk_of(r), v->iov_base) - f;
+	size_t np = v->iov_len >> LG_PAGE;
+	if (purged) {
+		for (size_t pg = p0; pg < p0 + np; pg++)
+			r->resident &= ~(1u << pg);
+		a->purged_bytes += v->iov_len;
+	}
+}
+
+/* After every range of the batch is complete: put the slab back, or
+ * release it if it emptied while its pages were in flight. Once per slab
+ * (a slab may have several ranges in a batch). */
+static void slab_restore(arena_t *a, run_t *r, uint64_t now)
+{
+	if (r->kind != RUN_SLAB || r->state != ST_PURGING)
+		return;
+	r->state = ST_ACTIVE;
+	if (r->nfree == sizeclass_info[r->cls].slab_objs)
+		run_release(a, r, now);
+	else if (r->nfree > 0 && !r->on_list)
+		partial_push(a, r);
+}
+
 unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 			  size_t excess_pages, int force, struct iovec *out, unsigned max)
 {
@@ -555,6 +659,8 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 		taken += np;
 		r = next;
 	}
+	if (n < max)
+		n += slab_pages_take(a, now_ns, decay_ns, force, out + n, max - n);
 	pthread_mutex_unlock(&a->lock);
 	return n;
 }
@@ -583,11 +689,20 @@ static int chunk_take_if_empty(arena_t *a, chunk_t *c)
 void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
 {
 	chunk_t *empty = NULL;	/* unlinked empty chunks, chained through next */
+	run_t *slabs[RECLAIM_BATCH_MAX];
+	unsigned nslabs = 0;
 	pthread_mutex_lock(&a->lock);
 	for (unsigned i = 0; i < n; i++) {
 		chunk_t *c = chunk_of(v[i].iov_base);
 		size_t f = chunk_page_of(c, v[i].iov_base);
-		run_t *r = &c->runs[f];
+		run_t *r = &c->runs[c->page_run[f]];
+		if (r->kind == RUN_SLAB && r->state == ST_PURGING) {
+			slab_pages_done(a, r, &v[i], purged);
+			if (nslabs < RECLAIM_BATCH_MAX)
+				slabs[nslabs++] = r;
+			continue;
+		}
+		r = &c->runs[f];
 		ebb_check(r->kind == RUN_FREE && r->state == ST_PURGING);
 		size_t np = r->npages;
 		a->purging_pages -= np;
@@ -601,6 +716,9 @@ void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
 			empty = c;
 		}
 	}
+	uint64_t now = nslabs ? os_now_ns() : 0;
+	for (unsigned i = 0; i < nslabs; i++)
+		slab_restore(a, slabs[i], now);
 	pthread_mutex_unlock(&a->lock);
 	while (empty) {
 		chunk_t *next = empty->next;
@@ -646,8 +764,14 @@ static int chunk_is_valid(arena_t *a, chunk_t *c, size_t *dirty, size_t *active,
 			uint64_t *bits = slab_bits(c, f);
 			for (unsigned w = 0; w < (ci->slab_objs + 63) / 64; w++)
 				used += (unsigned)__builtin_popcountll(bits[w]);
-			if (used + r->nfree != ci->slab_objs || (r->nfree > 0) != r->on_list)
+			if (used + r->nfree != ci->slab_objs)
 				return 0;
+			if (r->state == ST_PURGING ? r->on_list : (r->nfree > 0) != r->on_list)
+				return 0;
+			/* a page holding a handed-out block is marked resident */
+			for (size_t pg = 0; pg < ci->slab_pages; pg++)
+				if (!(r->resident & (1u << pg)) && !slab_page_empty(c, r, ci, pg))
+					return 0;
 			for (size_t i = f; i < f + n; i++)
 				if (c->page_cls[i] != r->cls || c->page_run[i] != f)
 					return 0;

@@ -149,10 +149,13 @@ struct run {
 	uint8_t  on_list;	/* SLAB: on the partial list */
 	uint16_t nfree;		/* SLAB: free blocks */
 	uint16_t hint;		/* SLAB: first bitmap word that may hold a free bit */
-	uint16_t pad[3];
+	uint8_t  scanned;	/* SLAB: no free into it since its pages were last looked at */
+	uint8_t  pad0;
+	uint32_t resident;	/* SLAB: pages (bit i = page i) a block was handed out on since
+				 * the page was last purged: the ones worth purging */
 	run_t   *prev, *next;	/* FREE: size-bin list; SLAB: partial list */
 	run_t   *age_prev, *age_next;	/* FREE+DIRTY: the arena's dirty list */
-	uint64_t dirty_ns;	/* FREE+DIRTY: when it became dirty */
+	uint64_t dirty_ns;	/* FREE+DIRTY: when it became dirty; SLAB: last free into it */
 };
 
 enum chunk_kind { CHUNK_NORMAL = 1, CHUNK_HUGE = 2 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -172,6 +173,72 @@ static void test_empty_chunks_are_unmapped(void **state)
 	arena_dalloc_batch(A, &p, 1);
 }
 
+/* Empty pages of a partly used slab are purged; kept blocks keep their
+ * bytes; nothing of the slab is handed out while its pages are in flight;
+ * a slab that empties meanwhile is released when the purge completes. */
+static void test_slab_pages_purged(void **state)
+{
+	(void)state;
+	static struct iovec v[1024];
+	unsigned n;
+	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
+		arena_purge_done(A, v, n, 1);
+	unsigned cls = sizeclass_of(1024);
+	const struct class_info *ci = &sizeclass_info[cls];
+	assert_true(ci->slab_pages >= 4);
+	unsigned per = ci->slab_objs;
+	void **b = calloc(per * 4, sizeof(void *));
+	unsigned got = 0;
+	while (got < per * 4)
+		got += arena_alloc_small(A, cls, b + got, per * 4 - got);
+	for (unsigned i = 0; i < got; i++)
+		memset(b[i], 0x40 + (int)(i % 50), ci->size);
+	/* keep the first block of each slab-sized group, free the rest */
+	void **fr = calloc(got, sizeof(void *));
+	unsigned nf = 0;
+	for (unsigned i = 0; i < got; i++)
+		if (i % per)
+			fr[nf++] = b[i];
+	arena_dalloc_batch(A, fr, nf);
+	assert_true(arena_is_valid(A));
+	n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024);
+	assert_true(n > 0);
+	size_t bytes = 0;
+	for (unsigned i = 0; i < n; i++) {
+		bytes += v[i].iov_len;
+		for (unsigned k = 0; k < got; k += per)	/* never a kept block */
+			assert_false((char *)b[k] < (char *)v[i].iov_base + v[i].iov_len &&
+				     (char *)v[i].iov_base < (char *)b[k] + ci->size);
+	}
+	assert_true(bytes >= (size_t)3 * PAGE_SIZE);
+	assert_true(arena_is_valid(A));
+	/* in flight: a refill must not come from those pages */
+	void *x[8];
+	unsigned nx = arena_alloc_small(A, cls, x, 8);
+	for (unsigned j = 0; j < nx; j++)
+		for (unsigned i = 0; i < n; i++)
+			assert_false((char *)x[j] >= (char *)v[i].iov_base &&
+				     (char *)x[j] < (char *)v[i].iov_base + v[i].iov_len);
+	arena_dalloc_batch(A, x, nx);
+	/* really purge, then check the kept blocks */
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(madvise(v[i].iov_base, v[i].iov_len, MADV_DONTNEED), 0);
+	/* one slab empties while in flight: released at completion */
+	arena_dalloc_batch(A, &b[0], 1);
+	arena_purge_done(A, v, n, 1);
+	assert_true(arena_is_valid(A));
+	for (unsigned k = per; k < got; k += per) {
+		unsigned char *p = b[k];
+		for (unsigned j = 0; j < ci->size; j++)
+			assert_int_equal(p[j], 0x40 + (int)(k % 50));
+	}
+	for (unsigned k = per; k < got; k += per)
+		arena_dalloc_batch(A, &b[k], 1);
+	assert_true(arena_is_valid(A));
+	free(b);
+	free(fr);
+}
+
 static void test_walker_catches_corruption(void **state)
 {
 	(void)state;
@@ -200,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_purging_runs_are_not_reused),
 		cmocka_unit_test(test_decay_takes_only_old_runs),
 		cmocka_unit_test(test_empty_chunks_are_unmapped),
+		cmocka_unit_test(test_slab_pages_purged),
 		cmocka_unit_test(test_walker_catches_corruption),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
