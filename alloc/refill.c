@@ -78,8 +78,10 @@ static void init_phase1(void)
 	if (apn > EBB_MAX_ARENAS_PER_NODE)
 		apn = EBB_MAX_ARENAS_PER_NODE;
 	arenas_per_node = apn;
-	arena_t *mem = base_alloc(sizeof(arena_t) * nnodes * apn);
-	ebb_check(mem != NULL);
+	/* static storage (.bss, touched only for the arenas in use): init
+	 * maps nothing, so a first malloc that meets ENOMEM gets NULL instead
+	 * of a process that cannot start (tests/hardening/init_oom.c) */
+	static arena_t mem[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
 	for (unsigned n = 0; n < nnodes; n++)
 		for (unsigned k = 0; k < apn; k++) {
 			unsigned i = n * apn + k;
