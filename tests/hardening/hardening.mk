@@ -79,6 +79,8 @@ HARD_EBB_TESTS = \
 	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge" \
 	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
 	"EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread 10" \
+	"EBB_NUMA_FAKE=2 EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread 5" \
+	"EBB_RECLAIM=inline EBB_TCACHE_MAX_BYTES=0 EBB_DECAY_MS=0 $(HARD_DIR)/xthread 5" \
 	"EBB_DECAY_MS=0 $(HARD_DIR)/purge_fail_slab"
 SAN_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
