@@ -17,7 +17,7 @@ HARD_CFLAGS  := $(CFLAGS_COMMON) -Wno-missing-prototypes -Itests/hardening
 HARD_HDRS    := tests/hardening/hard.h tests/hardening/workload.h
 # linked with the ebb_* library: may call hidden internals (fault_configure,
 # arena_is_valid) as the unit tests do
-HARD_EBB     := fault_oom fault_purge fault_mbind xthread purge_fail_slab
+HARD_EBB     := fault_spec fault_oom fault_purge fault_mbind xthread purge_fail_slab
 # plain malloc API, run under LD_PRELOAD: no sanitizer can host them
 HARD_PRE     := preload_oom init_oom
 HARD_EBB_BINS := $(addprefix $(HARD_DIR)/,$(HARD_EBB))
@@ -40,6 +40,7 @@ hardening-bins: $(HARD_EBB_BINS) $(HARD_PRE_BINS)
 
 HARD_PRELOAD := LD_PRELOAD=$(abspath $(LIB_SO))
 HARD_TESTS = \
+	"$(HARD_DIR)/fault_spec" \
 	"$(HARD_DIR)/fault_oom" \
 	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge" \
 	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
@@ -75,6 +76,7 @@ test: test-hardening
 # The tests that fork (test_backend's seccomp children) run under both.
 CHECK_RESULTS ?= $(abspath $(BUILD))/check-results/$(TEST_RUN_ID)
 HARD_EBB_TESTS = \
+	"$(HARD_DIR)/fault_spec" \
 	"$(HARD_DIR)/fault_oom" \
 	"tests/hardening/run_fault_purge.sh $(HARD_DIR)/fault_purge" \
 	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
