@@ -29,8 +29,8 @@
  * made by a raw clone() that skips the atfork handlers is caught by a pid
  * check at each purge.
  *
- * Runs inside the allocator: no malloc, no stdio. Messages are formatted
- * into a stack buffer and written with write(2); getenv does not allocate.
+ * Runs inside the allocator: no malloc, no stdio. Messages go through
+ * ebb_message (alloc/message.c: a stack buffer and one write(2)).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +43,7 @@
 
 #include "ebbmalloc.h"
 #include "internal.h"
+#include "os.h"
 #include "reclaim.h"
 
 #define BACKEND_UNPROBED	(-1)
@@ -134,29 +135,6 @@ static const char *backend_errno_name(int err)
 	}
 }
 
-static size_t backend_str_put(char *buf, size_t pos, size_t cap, const char *s)
-{
-	while (*s && pos + 1 < cap)
-		buf[pos++] = *s++;
-	buf[pos] = '\0';
-	return pos;
-}
-
-static size_t backend_num_put(char *buf, size_t pos, size_t cap, unsigned v)
-{
-	char tmp[12];
-	size_t k = 0;
-
-	do {
-		tmp[k++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (k && pos + 1 < cap)
-		buf[pos++] = tmp[--k];
-	buf[pos] = '\0';
-	return pos;
-}
-
 /* The verbose option, however it was set (EBB_VERBOSE, EBB_CONF, ebb_ctl):
  * options are read at init, before any purge. */
 static int backend_is_verbose(void)
@@ -164,69 +142,31 @@ static int backend_is_verbose(void)
 	return opt(OPT_verbose) != 0;
 }
 
-static void backend_write(const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t w = write(STDERR_FILENO, buf, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		buf += w;
-		len -= (size_t)w;
-	}
-}
-
 /* "ebbmalloc: reclaim backend X failed (ENAME), falling back to Y" */
 static void backend_warn_fallback(int from, int err, int to)
 {
-	char buf[128];
 	const char *ename = backend_errno_name(err);
-	size_t pos = 0;
 
 	if (!backend_is_verbose())
 		return;
-	pos = backend_str_put(buf, pos, sizeof(buf), "ebbmalloc: reclaim backend ");
-	pos = backend_str_put(buf, pos, sizeof(buf), backend_id_name(from));
-	pos = backend_str_put(buf, pos, sizeof(buf), " failed (");
-	if (ename) {
-		pos = backend_str_put(buf, pos, sizeof(buf), ename);
-	} else {
-		pos = backend_str_put(buf, pos, sizeof(buf), "errno ");
-		pos = backend_num_put(buf, pos, sizeof(buf), (unsigned)err);
-	}
-	pos = backend_str_put(buf, pos, sizeof(buf), "), falling back to ");
-	pos = backend_str_put(buf, pos, sizeof(buf), backend_id_name(to));
-	pos = backend_str_put(buf, pos, sizeof(buf), "\n");
-	backend_write(buf, pos);
+	if (ename)
+		ebb_message("reclaim backend %s failed (%s), falling back to %s",
+			    backend_id_name(from), ename, backend_id_name(to));
+	else
+		ebb_message("reclaim backend %s failed (errno %d), falling back to %s",
+			    backend_id_name(from), err, backend_id_name(to));
 }
 
 static void backend_note_selected(int id)
 {
-	char buf[80];
-	size_t pos = 0;
-
-	if (!backend_is_verbose())
-		return;
-	pos = backend_str_put(buf, pos, sizeof(buf), "ebbmalloc: reclaim backend: ");
-	pos = backend_str_put(buf, pos, sizeof(buf), backend_id_name(id));
-	pos = backend_str_put(buf, pos, sizeof(buf), "\n");
-	backend_write(buf, pos);
+	if (backend_is_verbose())
+		ebb_message("reclaim backend: %s", backend_id_name(id));
 }
 
 static int backend_fallback_errno(ssize_t ret)
 {
 	return ret == -ENOSYS || ret == -EINVAL || ret == -EPERM ||
 	       ret == -EOPNOTSUPP;
-}
-
-static uint64_t backend_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /* bucket i counts batches that took < 2^i us; the last one, the rest */
@@ -435,9 +375,9 @@ ssize_t backend_purge(const struct iovec *v, size_t n, int advice)
 		backend_select_locked(RECLAIM_BACKEND_AUTO);
 	else if (backend_pid != getpid())
 		backend_forget_inherited_locked();
-	t0 = backend_now_ns();
+	t0 = os_now_ns();
 	ret = backend_purge_locked(v, n, madv, &syscalls);
-	backend_count(&backend_lat[backend_lat_bucket(backend_now_ns() - t0)], 1);
+	backend_count(&backend_lat[backend_lat_bucket(os_now_ns() - t0)], 1);
 	backend_count(&backend_batches, 1);
 	backend_count(&backend_syscalls, syscalls);
 	backend_count(&backend_ranges, n);
