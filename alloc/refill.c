@@ -457,8 +457,8 @@ void *refill_realloc(void *p, size_t size)
 		if (huge_realloc(h, size))
 			return h->addr;
 	} else if (!h && size <= old) {
-		/* same class, or shrinking by less than half: keep it */
-		if (size > LARGE_MAX || sizeclass_of(size) == sizeclass_of(old) || size > old / 2)
+		/* shrinking by less than half, or within the class: keep it */
+		if (size > old / 2 || sizeclass_of(size) == sizeclass_of(old))
 			return p;
 	}
 	void *q = ebb_malloc(size);
