@@ -72,7 +72,14 @@ test: test-hardening
 # library objects (built with SAN=... in their own BUILD dir) into the unit
 # tests and the ebb_*-API hardening programs; the LD_PRELOAD ones are left
 # out. UBSan findings are fatal (-fno-sanitize-recover=all, halt_on_error).
-# No suppressions: the runs are clean (tests/hardening/README.md).
+# One check is off, -fno-sanitize=null under gcc: gcc 12 -O2 miscompiles
+# UBSan's null check of a TLS address (&ebb_tcache in test_tcache.c:240 is
+# "mov %fs:0,%rax; lea -0x800(%rax),%rax; je <ubsan handler>": lea sets no
+# flags, so the je reads the flags of the loop compare before it and
+# reports "member access within null pointer" when that compare was equal).
+# clang's build of the same test is clean, and ASan still catches real
+# null dereferences (SEGV on unknown address). The clang fuzz build keeps
+# the null check. No other suppression (tests/hardening/README.md).
 # The tests that fork (test_backend's seccomp children) run under both.
 CHECK_RESULTS ?= $(abspath $(BUILD))/check-results/$(TEST_RUN_ID)
 HARD_EBB_TESTS = \
@@ -87,16 +94,18 @@ HARD_EBB_TESTS = \
 SAN_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 SAN_TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
-SAN_BINS_DEP = $(UNIT_BINS) $(HARD_EBB_BINS)
 
-# run inside the sub-make (BUILD and SAN set there)
+# run inside the sub-make (BUILD and SAN set there). The binaries are built
+# by a recursive make: tests/unit/unit.mk is read after this file, so
+# UNIT_BINS is still empty where a prerequisite list would expand it.
 .PHONY: san-suite
-san-suite: $(SAN_BINS_DEP)
+san-suite: | $(DEPS_OK)
+	$(Q)$(MAKE) --no-print-directory $(UNIT_BINS) $(HARD_EBB_BINS)
 	$(Q)env $(SAN_ENV) tests/run_tests.sh $(SAN_SUITE) 600 $(UNIT_BINS) $(HARD_EBB_TESTS)
 
 check-asan: | $(DEPS_OK)
 	@echo "== ASan + UBSan: unit tests and hardening programs ($(BUILD)/asan)"
-	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=address,undefined \
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN='address,undefined -fno-sanitize=null' \
 		CFLAGS=-fno-sanitize-recover=all EBB_TEST_RESULTS=$(CHECK_RESULTS) \
 		SAN_SUITE=asan SAN_ENV='$(SAN_ASAN_ENV)' san-suite
 	$(Q)tests/summary.sh $(CHECK_RESULTS)
