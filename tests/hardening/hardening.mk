@@ -116,7 +116,10 @@ check-tsan: | $(DEPS_OK)
 		EBB_TEST_RESULTS=$(CHECK_RESULTS) SAN_SUITE=tsan SAN_ENV='$(SAN_TSAN_ENV)' san-suite
 	$(Q)tests/summary.sh $(CHECK_RESULTS)
 
-check-san: check-asan check-tsan
+# both run even if the first fails
+check-san:
+	@st=0; $(MAKE) --no-print-directory check-asan || st=1; \
+	$(MAKE) --no-print-directory check-tsan || st=1; exit $$st
 
 # ---- make check --------------------------------------------------------------
 # Everything, bounded (about 20 minutes on 2 busy cores; CI allows 90):
