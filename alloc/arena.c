@@ -455,6 +455,46 @@ void *arena_alloc_large(arena_t *a, unsigned cls, size_t align)
 	return chunk_page_addr(c, f);
 }
 
+/* Grow the large block at p (class cls) to class new_cls in place, by
+ * taking pages from the free run right after it (DIRTY or CLEAN, never
+ * PURGING). Returns 1 on success, 0 if the neighbour is not free or too
+ * small (the caller then moves the block). */
+int arena_grow_large(arena_t *a, void *p, unsigned new_cls)
+{
+	chunk_t *c = chunk_of(p);
+	size_t f = chunk_page_of(c, p);
+	int ok = 0;
+	pthread_mutex_lock(&a->lock);
+	run_t *r = &c->runs[f];
+	if (r->kind != RUN_LARGE || c->page_cls[f] != r->cls) {
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
+	size_t np = r->npages, want = sizeclass_info[new_cls].slab_pages;
+	size_t need = want - np;
+	if (want > np && f + np < CHUNK_PAGES) {
+		run_t *nx = &c->runs[f + np];
+		if (nx->kind == RUN_FREE && nx->state != ST_PURGING && nx->npages >= need) {
+			size_t m = nx->npages;
+			int st = nx->state;
+			uint64_t ns = nx->dirty_ns;
+			bins_remove(a, nx);
+			if (m > need)
+				free_insert(a, c, f + np + need, m - need, st, ns);
+			a->alloc_bytes += sizeclass_info[new_cls].size - sizeclass_info[r->cls].size;
+			r->npages = (uint16_t)want;
+			r->cls = (uint8_t)new_cls;
+			c->page_cls[f] = (uint8_t)new_cls;
+			set_tags(c, f, want);
+			a->active_pages += need;
+			atomic_fetch_add_explicit(&active_total_pages, need, memory_order_relaxed);
+			ok = 1;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return ok;
+}
+
 /* ---- freeing -------------------------------------------------------------------- */
 /* Locate p's slab index or abort: p must be a block start in a live run. */
 static run_t *block_run(chunk_t *c, const void *p, const char *fn, size_t *idx_out)

@@ -285,6 +285,7 @@ void     arena_thread_leave(arena_t *a);
 unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n);
 /* Large: one run of the class's pages (aligned to align if > PAGE_SIZE). */
 void    *arena_alloc_large(arena_t *a, unsigned cls, size_t align);
+int      arena_grow_large(arena_t *a, void *p, unsigned new_cls);	/* in place: 1 or 0 */
 /* Return n blocks, all of chunks owned by arena a (caller groups them). */
 void     arena_dalloc_batch(arena_t *a, void **blocks, unsigned n);
 /* Reclaim: take up to max of the oldest dirty runs (all if force; else those

@@ -460,6 +460,11 @@ void *refill_realloc(void *p, size_t size)
 		/* shrinking by less than half, or within the class: keep it */
 		if (size > old / 2 || sizeclass_of(size) == sizeclass_of(old))
 			return p;
+	} else if (!h && old > SMALL_MAX && size <= LARGE_MAX) {
+		/* a page run grows into the free pages right after it */
+		chunk_t *c = chunk_of(p);
+		if (arena_grow_large(c->arena, p, sizeclass_of(size)))
+			return p;
 	}
 	void *q = ebb_malloc(size);
 	if (!q)

@@ -239,6 +239,31 @@ static void test_slab_pages_purged(void **state)
 	free(fr);
 }
 
+/* A page run grows into the free run right after it, not into a live one. */
+static void test_large_grows_in_place(void **state)
+{
+	(void)state;
+	unsigned c40 = sizeclass_of(40000), c80 = sizeclass_of(80000);
+	void *a = arena_alloc_large(A, c40, 0);
+	void *b = arena_alloc_large(A, c40, 0);
+	assert_ptr_equal((char *)a + sizeclass_size(c40), b);	/* neighbours (first fit) */
+	memset(a, 0x5a, sizeclass_size(c40));
+	assert_int_equal(arena_grow_large(A, a, c80), 0);		/* b is live */
+	arena_dalloc_batch(A, &b, 1);
+	assert_int_equal(arena_grow_large(A, a, c80), 1);		/* b's pages are free now */
+	assert_true(arena_is_valid(A));
+	chunk_t *c = chunk_of(a);
+	size_t pg = chunk_page_of(c, a);
+	assert_int_equal(c->page_cls[pg], c80);
+	assert_int_equal(c->runs[pg].npages, sizeclass_info[c80].slab_pages);
+	unsigned char *q = a;
+	for (size_t i = 0; i < sizeclass_size(c40); i++)
+		assert_int_equal(q[i], 0x5a);
+	memset(a, 1, sizeclass_size(c80));				/* all of it is ours */
+	arena_dalloc_batch(A, &a, 1);
+	assert_true(arena_is_valid(A));
+}
+
 static void test_walker_catches_corruption(void **state)
 {
 	(void)state;
@@ -268,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_decay_takes_only_old_runs),
 		cmocka_unit_test(test_empty_chunks_are_unmapped),
 		cmocka_unit_test(test_slab_pages_purged),
+		cmocka_unit_test(test_large_grows_in_place),
 		cmocka_unit_test(test_walker_catches_corruption),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
