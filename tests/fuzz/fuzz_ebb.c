@@ -32,6 +32,7 @@
  */
 #include "internal.h"
 #include "fault.h"
+#define HARD_NOCOV __attribute__((no_sanitize("coverage", "address")))
 #include "hard.h"
 
 #define NSLOT	64

@@ -23,20 +23,27 @@
 
 #define PAT_FULL 1024u
 
-static inline unsigned char pat_byte(uint64_t tag, size_t i)
+/* The fuzz harness defines this to keep coverage and ASan instrumentation
+ * out of the pattern loops (they are the test's, not the allocator's, and
+ * were most of its time). */
+#ifndef HARD_NOCOV
+#define HARD_NOCOV
+#endif
+
+HARD_NOCOV static inline unsigned char pat_byte(uint64_t tag, size_t i)
 {
 	uint64_t x = tag * 0x9e3779b97f4a7c15ull + (uint64_t)(i >> 3) * 0xff51afd7ed558ccdull;
 	return (unsigned char)((x >> 56) ^ (i & 7) ^ 0x5a);
 }
 
-static inline void pat_fill_range(unsigned char *p, size_t from, size_t to, uint64_t tag)
+HARD_NOCOV static inline void pat_fill_range(unsigned char *p, size_t from, size_t to, uint64_t tag)
 {
 	for (size_t i = from; i < to; i++)
 		p[i] = pat_byte(tag, i);
 }
 
 /* returns the first bad offset, or SIZE_MAX */
-static inline size_t pat_check_range(const unsigned char *p, size_t from, size_t to, uint64_t tag)
+HARD_NOCOV static inline size_t pat_check_range(const unsigned char *p, size_t from, size_t to, uint64_t tag)
 {
 	for (size_t i = from; i < to; i++)
 		if (p[i] != pat_byte(tag, i))
@@ -44,7 +51,7 @@ static inline size_t pat_check_range(const unsigned char *p, size_t from, size_t
 	return SIZE_MAX;
 }
 
-static inline void pat_fill(void *vp, size_t n, uint64_t tag)
+HARD_NOCOV static inline void pat_fill(void *vp, size_t n, uint64_t tag)
 {
 	unsigned char *p = vp;
 	if (n <= 2 * PAT_FULL) {
@@ -59,7 +66,7 @@ static inline void pat_fill(void *vp, size_t n, uint64_t tag)
 
 /* Check the bytes pat_fill(p, n, tag) wrote that lie below limit (a block
  * that realloc shrank, or moved, keeps them): first bad offset or SIZE_MAX. */
-static inline size_t pat_check_clip(const void *vp, size_t n, size_t limit, uint64_t tag)
+HARD_NOCOV static inline size_t pat_check_clip(const void *vp, size_t n, size_t limit, uint64_t tag)
 {
 	const unsigned char *p = vp;
 	size_t bad;
@@ -77,13 +84,13 @@ static inline size_t pat_check_clip(const void *vp, size_t n, size_t limit, uint
 	return SIZE_MAX;
 }
 
-static inline size_t pat_check(const void *vp, size_t n, uint64_t tag)
+HARD_NOCOV static inline size_t pat_check(const void *vp, size_t n, uint64_t tag)
 {
 	return pat_check_clip(vp, n, n, tag);
 }
 
 /* Same sampling, but every sampled byte must be zero (calloc). */
-static inline int zero_check(const void *vp, size_t n)
+HARD_NOCOV static inline int zero_check(const void *vp, size_t n)
 {
 	const unsigned char *p = vp;
 	size_t lim = n <= 2 * PAT_FULL ? n : PAT_FULL;
