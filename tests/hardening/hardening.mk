@@ -7,11 +7,12 @@
 #                         under LD_PRELOAD with EBB_FAULT, the workload under
 #                         ulimit -v, a TSan-able cross-thread stress, and a
 #                         20 s fuzz round (tests/fuzz/fuzz.mk)
-#   make check-san        unit tests + hardening programs against the library
-#                         built with SAN=address,undefined (build/asan) and
-#                         SAN=thread (build/tsan)
-#   make check            make test, DEBUG=3 unit + hardening tests
-#                         (build/debug3), check-san, a fuzz round
+#   make check-san        unit tests + ebb_-API hardening programs against the
+#                         library built with SAN=address,undefined
+#                         (build/asan) and SAN=thread (build/tsan), ~6 min
+#   make check            make test, DEBUG=3 unit + stress + hardening tests
+#                         (build/debug3), check-san, a 60 s fuzz round
+#   make test-hardening-pending   regression tests whose fix is not in yet
 HARD_DIR     := $(BUILD)/tests/hardening
 HARD_CFLAGS  := $(CFLAGS_COMMON) -Wno-missing-prototypes -Itests/hardening
 HARD_HDRS    := tests/hardening/hard.h tests/hardening/workload.h
