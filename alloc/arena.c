@@ -314,6 +314,8 @@ void arena_thread_leave(arena_t *a)
 	atomic_fetch_sub_explicit(&a->nthreads, 1, memory_order_relaxed);
 }
 
+static int remote_drain_locked(arena_t *a, uint64_t *now);
+
 /* ---- small blocks -------------------------------------------------------------- */
 static void partial_push(arena_t *a, run_t *r)
 {
@@ -373,7 +375,9 @@ unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 {
 	const struct class_info *ci = &sizeclass_info[cls];
 	unsigned got = 0;
+	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
+	remote_drain_locked(a, &now);
 	while (got < n) {
 		run_t *r = a->partial[cls];
 		if (!r && !(r = slab_new(a, cls)))
@@ -540,50 +544,85 @@ void arena_check_block(const void *p, const char *fn)
 	pthread_mutex_unlock(&a->lock);
 }
 
+/* Return one block under the lock. Returns 1 if a run was released. */
+static int dalloc_one_locked(arena_t *a, void *p, uint64_t now)
+{
+	chunk_t *c = chunk_of(p);
+	ebb_check(c->arena == a);
+	size_t idx;
+	run_t *r = block_run(c, p, "free", &idx);
+	if (r->kind == RUN_LARGE) {
+		a->alloc_bytes -= sizeclass_info[r->cls].size;
+		run_release(a, r, now);
+		return 1;
+	}
+	const struct class_info *ci = &sizeclass_info[r->cls];
+	uint64_t *bits = slab_bits(c, run_page(r));
+	uint64_t bit = 1ull << (idx % 64);
+	if (!(bits[idx / 64] & bit)) {
+		pthread_mutex_unlock(&a->lock);
+		ebb_fatal_ptr("free", "double free", p);
+	}
+	bits[idx / 64] &= ~bit;
+	if (idx / 64 < r->hint)
+		r->hint = (uint16_t)(idx / 64);
+	r->nfree++;
+	r->dirty_ns = now;
+	r->scanned = 0;
+	a->alloc_bytes -= ci->size;
+	if (r->state == ST_PURGING) {
+		/* pages in flight: purge_done puts it back or releases it */
+	} else if (r->nfree == ci->slab_objs) {
+		if (r->on_list)
+			partial_remove(a, r);
+		run_release(a, r, now);
+		return 1;
+	} else if (!r->on_list) {
+		partial_push(a, r);
+	}
+	return 0;
+}
+
+/* Blocks pushed by threads that found the lock taken (arena_dalloc_batch):
+ * whoever holds the lock next returns them all. */
+static int remote_drain_locked(arena_t *a, uint64_t *now)
+{
+	void **p = atomic_exchange_explicit(&a->remote_head, NULL, memory_order_acquire);
+	int released = 0;
+	if (!p)
+		return 0;
+	if (!*now)
+		*now = os_now_ns();
+	while (p) {
+		void **next = p[0];
+		released |= dalloc_one_locked(a, p, *now);
+		p = next;
+	}
+	return released;
+}
+
 void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 {
-	uint64_t now = 0;
-	int released = 0;
-	pthread_mutex_lock(&a->lock);
-	for (unsigned i = 0; i < n; i++) {
-		void *p = blocks[i];
-		chunk_t *c = chunk_of(p);
-		ebb_check(c->arena == a);
-		size_t idx;
-		run_t *r = block_run(c, p, "free", &idx);
-		if (!now)
-			now = os_now_ns();
-		if (r->kind == RUN_LARGE) {
-			a->alloc_bytes -= sizeclass_info[r->cls].size;
-			run_release(a, r, now);
-			released = 1;
-			continue;
-		}
-		const struct class_info *ci = &sizeclass_info[r->cls];
-		uint64_t *bits = slab_bits(c, run_page(r));
-		uint64_t bit = 1ull << (idx % 64);
-		if (!(bits[idx / 64] & bit)) {
-			pthread_mutex_unlock(&a->lock);
-			ebb_fatal_ptr("free", "double free", p);
-		}
-		bits[idx / 64] &= ~bit;
-		if (idx / 64 < r->hint)
-			r->hint = (uint16_t)(idx / 64);
-		r->nfree++;
-		r->dirty_ns = now;
-		r->scanned = 0;
-		a->alloc_bytes -= ci->size;
-		if (r->state == ST_PURGING) {
-			/* pages in flight: purge_done puts it back or releases it */
-		} else if (r->nfree == ci->slab_objs) {
-			if (r->on_list)
-				partial_remove(a, r);
-			run_release(a, r, now);
-			released = 1;
-		} else if (!r->on_list) {
-			partial_push(a, r);
-		}
+	if (n == 0)
+		return;
+	if (pthread_mutex_trylock(&a->lock) != 0) {
+		/* Contended (a producer refilling from this arena, say): push
+		 * the batch, linked through the blocks' first words, with one
+		 * CAS and leave; the lock holder's next drain returns them. */
+		for (unsigned i = 0; i + 1 < n; i++)
+			((void **)blocks[i])[0] = blocks[i + 1];
+		void **last = blocks[n - 1];
+		void *head = atomic_load_explicit(&a->remote_head, memory_order_relaxed);
+		do {
+			last[0] = head;
+		} while (!atomic_compare_exchange_weak_explicit(&a->remote_head, &head, blocks[0],
+							       memory_order_release, memory_order_relaxed));
+		return;
 	}
+	uint64_t now = os_now_ns();
+	int released = remote_drain_locked(a, &now);
+	for (unsigned i = 0; i < n; i++)
+		released |= dalloc_one_locked(a, blocks[i], now);
 	size_t dirty = a->dirty_pages;
 	pthread_mutex_unlock(&a->lock);
 	if (released)
@@ -682,7 +721,9 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 {
 	unsigned n = 0;
 	size_t taken = 0;
+	uint64_t drained_ns = 0;
 	pthread_mutex_lock(&a->lock);
+	remote_drain_locked(a, &drained_ns);	/* what they free may be purgeable */
 	run_t *r = a->dirty_head;
 	while (r && n < max) {
 		run_t *next = r->age_next;

@@ -271,6 +271,7 @@ struct arena {
 	uint64_t alloc_bytes;		/* blocks handed out of slabs/runs (incl. cached) */
 	uint64_t remote_frees;
 	_Atomic unsigned nthreads;	/* caches using this arena */
+	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
 };
 
 extern arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];

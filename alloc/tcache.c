@@ -332,23 +332,29 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
 	tbin_t *b = &tc->bins[cls];
 	void *blocks[FLUSH_BATCH];
-	size_t size = sizeclass_info[cls].size;
-	/* keep the first `keep` (most recently freed, warm) blocks */
-	void **p = b->head, **last = NULL;
-	(void)size;
-	unsigned k = 0;
-	while (p && k < keep) {
+	/* Flush from the head: O(blocks flushed), where keeping the head would
+	 * walk past every kept block first (that walk was most of a
+	 * free-only thread's cost: bench/prodcons.c). With keep == 0 the
+	 * list is walked to its end, not by count (fork's child flushes
+	 * caches whose count may be one off). */
+	unsigned drop = keep == 0 ? UINT32_MAX : b->count > keep ? b->count - keep : 0;
+	/* detach first: returning blocks may re-enter malloc on this thread
+	 * (a reclaim-thread start), which must find the bin consistent */
+	void **chain = b->head, **p = b->head, **last = NULL;
+	unsigned dropped = 0;
+	while (p && dropped < drop) {
 		last = p;
 		p = p[0];
-		k++;
+		dropped++;
 	}
-	if (last)
-		last[0] = NULL;
-	else
-		b->head = NULL;
+	if (!last)
+		return;
+	last[0] = NULL;
+	b->head = p;
+	unsigned k = keep == 0 ? 0 : b->count - dropped;
 	b->count = (uint16_t)k;
 	unsigned n = 0;
-	while (p) {
+	for (p = chain; p;) {
 		void **next = p[0];
 		/* p[1] keeps tcache_key: a later free of p takes the slow
 		 * path, which finds it free in its slab (double free) */
