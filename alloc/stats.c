@@ -14,7 +14,36 @@
 #include "os.h"
 #include "reclaim.h"
 
+struct arena_figures {
+	uint64_t allocated, active, dirty, purging, purged, chunks, remote_frees;
+	unsigned threads;
+};
+
+/* One arena's figures, read under its lock. */
+static void arena_figures_read(arena_t *a, struct arena_figures *f)
+{
+	pthread_mutex_lock(&a->lock);
+	f->allocated = a->alloc_bytes;
+	f->active = a->active_pages * PAGE_SIZE;
+	f->dirty = a->dirty_pages * PAGE_SIZE;
+	f->purging = a->purging_pages * PAGE_SIZE;
+	f->purged = a->purged_bytes;
+	f->chunks = a->nchunks;
+	f->remote_frees = a->remote_frees;
+	pthread_mutex_unlock(&a->lock);
+	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
+}
+
+static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs);
+
 void stats_collect(struct ebb_stats *st)
+{
+	stats_collect_with(st, NULL);
+}
+
+/* figs (narenas entries, or NULL) receives the per-arena figures the
+ * totals were summed from, so that a printout agrees with itself. */
+static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs)
 {
 	memset(st, 0, sizeof(*st));
 	st->version = EBB_STATS_VERSION;
@@ -26,16 +55,18 @@ void stats_collect(struct ebb_stats *st)
 	for (unsigned i = 0; i < narenas; i++) {
 		arena_t *a = arenas[i];
 		struct ebb_node_stats *ns = &st->node[a->node < EBB_STATS_MAX_NODES ? a->node : 0];
-		pthread_mutex_lock(&a->lock);
-		ns->allocated_bytes += a->alloc_bytes;
-		ns->active_bytes += a->active_pages * PAGE_SIZE;
-		ns->dirty_bytes += a->dirty_pages * PAGE_SIZE;
-		ns->purging_bytes += a->purging_pages * PAGE_SIZE;
-		ns->purged_bytes += a->purged_bytes;
-		ns->mapped_bytes += a->nchunks * CHUNK_SIZE;
-		ns->chunks += a->nchunks;
-		ns->remote_frees += a->remote_frees;
-		pthread_mutex_unlock(&a->lock);
+		struct arena_figures f;
+		arena_figures_read(a, &f);
+		if (figs)
+			figs[i] = f;
+		ns->allocated_bytes += f.allocated;
+		ns->active_bytes += f.active;
+		ns->dirty_bytes += f.dirty;
+		ns->purging_bytes += f.purging;
+		ns->purged_bytes += f.purged;
+		ns->mapped_bytes += f.chunks * CHUNK_SIZE;
+		ns->chunks += f.chunks;
+		ns->remote_frees += f.remote_frees;
 	}
 	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
 		struct ebb_node_stats *ns = &st->node[n];
@@ -90,7 +121,8 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 {
 	struct ebb_stats st;
 	struct out o = { .fd = fd };
-	stats_collect(&st);
+	struct arena_figures figs[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
+	stats_collect_with(&st, figs);
 	if (format == 1) {
 		OUT(&o, "{\"version\":%u,\"nnodes\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,"
 			"\"dirty_bytes\":%llu,\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,",
@@ -116,7 +148,20 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->mapped_bytes), U(ns->chunks),
 			    U(ns->remote_frees));
 		}
-		OUT(&o, "]}\n");
+		OUT(&o, "],\"arenas\":[");
+		for (unsigned i = 0; i < narenas; i++) {
+			struct arena_figures f = figs[i];
+			OUT(&o, "%s{\"arena\":%u,\"node\":%u,\"threads\":%u,\"allocated_bytes\":%llu,"
+				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
+				"\"purged_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu}",
+			    i ? "," : "", i, arenas[i]->node, f.threads, U(f.allocated), U(f.active),
+			    U(f.dirty), U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees));
+		}
+		uint64_t bb[3], bs[3];
+		backend_stats_by(bb, bs);
+		OUT(&o, "],\"purge_by_backend\":{\"uring\":{\"batches\":%llu,\"syscalls\":%llu},"
+			"\"vector\":{\"batches\":%llu,\"syscalls\":%llu},\"madvise\":{\"batches\":%llu,\"syscalls\":%llu}}}\n",
+		    U(bb[0]), U(bs[0]), U(bb[1]), U(bs[1]), U(bb[2]), U(bs[2]));
 	} else {
 		OUT(&o, "ebbmalloc stats (%u node(s), backend %s)\n", st.nnodes, st.backend);
 		OUT(&o, "  allocated %12llu  active %12llu  mapped %12llu\n", U(st.allocated_bytes),
@@ -133,6 +178,16 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 			    n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
 			    U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees));
 		}
+		for (unsigned i = 0; i < narenas; i++) {
+			struct arena_figures f = figs[i];
+			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu\n",
+			    i, arenas[i]->node, f.threads, U(f.allocated), U(f.active), U(f.dirty),
+			    U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees));
+		}
+		uint64_t bb[3], bs[3];
+		backend_stats_by(bb, bs);
+		OUT(&o, "  purges by backend: uring %llu batches / %llu syscalls, vector %llu / %llu, madvise %llu / %llu\n",
+		    U(bb[0]), U(bs[0]), U(bb[1]), U(bs[1]), U(bb[2]), U(bs[2]));
 	}
 	out_flush(&o);
 }

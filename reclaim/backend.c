@@ -93,6 +93,9 @@ static pid_t backend_pid;		/* process that initialised the backends */
 static _Atomic uint64_t backend_batches;
 static _Atomic uint64_t backend_syscalls;
 static _Atomic uint64_t backend_ranges;
+/* per backend (index: enum reclaim_backend_id), for ebb_stats_print */
+static _Atomic uint64_t backend_syscalls_by[RECLAIM_BACKEND_NONE + 1];
+static _Atomic uint64_t backend_batches_by[RECLAIM_BACKEND_NONE + 1];
 static _Atomic uint64_t backend_bytes;
 static _Atomic uint64_t backend_fallbacks;
 static _Atomic uint64_t backend_lat[BACKEND_LAT_BUCKETS];
@@ -301,8 +304,12 @@ static ssize_t backend_purge_locked(const struct iovec *v, size_t n, int madv,
 
 	while (id != RECLAIM_BACKEND_NONE) {
 		ret = backend_ready_locked(id);
-		if (ret == 0)
+		if (ret == 0) {
+			uint64_t before = *syscalls;
 			ret = backend_ops(id)->purge(v, n, madv, syscalls);
+			backend_count(&backend_syscalls_by[id], *syscalls - before);
+			backend_count(&backend_batches_by[id], 1);
+		}
 		if (ret >= 0 || !backend_fallback_errno(ret))
 			break;
 		if (ret == -EINVAL && backend_inited[id]) {
@@ -407,6 +414,16 @@ void backend_stats_merge(struct ebb_stats *st)
 	st->backend[k] = '\0';
 }
 
+/* Batches and syscalls per backend (a batch a backend failed and another
+ * one finished counts for both). */
+void backend_stats_by(uint64_t batches[3], uint64_t syscalls[3])
+{
+	for (int id = RECLAIM_BACKEND_URING; id <= RECLAIM_BACKEND_MADVISE; id++) {
+		batches[id - 1] = atomic_load_explicit(&backend_batches_by[id], memory_order_relaxed);
+		syscalls[id - 1] = atomic_load_explicit(&backend_syscalls_by[id], memory_order_relaxed);
+	}
+}
+
 /* Bytes the backends reported purged (struct ebb_stats counts purged
  * bytes per node on the arena side; this one is for tests and bench). */
 uint64_t backend_purged_bytes(void);
@@ -466,6 +483,10 @@ void backend_test_reset(void)
 	atomic_store_explicit(&backend_batches, 0, memory_order_relaxed);
 	atomic_store_explicit(&backend_syscalls, 0, memory_order_relaxed);
 	atomic_store_explicit(&backend_ranges, 0, memory_order_relaxed);
+	for (int k = 0; k <= RECLAIM_BACKEND_NONE; k++) {
+		atomic_store_explicit(&backend_syscalls_by[k], 0, memory_order_relaxed);
+		atomic_store_explicit(&backend_batches_by[k], 0, memory_order_relaxed);
+	}
 	atomic_store_explicit(&backend_bytes, 0, memory_order_relaxed);
 	atomic_store_explicit(&backend_fallbacks, 0, memory_order_relaxed);
 	for (int k = 0; k < BACKEND_LAT_BUCKETS; k++)

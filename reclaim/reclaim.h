@@ -92,6 +92,8 @@ const char *backend_name(void);
 /* Add the backend counters (batches, syscalls, ranges, latency histogram,
  * fallbacks, name) into *st. */
 void backend_stats_merge(struct ebb_stats *st);
+/* Batches and syscalls of uring, vector, madvise (in that order). */
+void backend_stats_by(uint64_t batches[3], uint64_t syscalls[3]);
 /* fork handlers. */
 void backend_atfork_prepare(void);
 void backend_atfork_parent(void);

@@ -66,8 +66,20 @@ if s is not None:
     for k in ("dirty_bytes", "purged_bytes", "chunks", "remote_frees"):
         if sum(n[k] for n in nodes) != s[k]:
             fail("JSON: nodes' %s != total" % k)
-    print("ebb_stats_print JSON: %d node(s), allocated %.1f MiB, backend %s" %
-          (len(nodes), s["allocated_bytes"] / 2**20, s.get("backend")))
+    # per arena: each node's figures are the sum of its arenas'
+    arenas = s.get("arenas", [])
+    if not arenas:
+        fail("JSON: no per-arena figures")
+    for n in nodes:
+        mine = [a for a in arenas if a["node"] == n["node"]]
+        for k in ("dirty_bytes", "purged_bytes", "chunks", "remote_frees"):
+            if sum(a[k] for a in mine) != n[k]:
+                fail("JSON: node %d: arenas' %s != node's" % (n["node"], k))
+    by = s.get("purge_by_backend", {})
+    if sum(b["batches"] for b in by.values()) < s["purge_batches"]:
+        fail("JSON: purge batches by backend < total")
+    print("ebb_stats_print JSON: %d node(s), %d arena(s), allocated %.1f MiB, backend %s" %
+          (len(nodes), len(arenas), s["allocated_bytes"] / 2**20, s.get("backend")))
 sys.exit(bad)
 PY
 [ $fail = 0 ] && echo "stats: ok"
