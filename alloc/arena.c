@@ -746,17 +746,32 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	return n;
 }
 
-/* Chunks kept mapped per arena when wholly free: a spare avoids an
- * mmap/munmap pair each time a small program's heap empties and refills. */
-#define CHUNKS_RETAINED 1
+/* Wholly free (and purged: no RSS) chunks kept mapped per arena, so that a
+ * heap that empties and refills does not pay mmap + munmap (on the
+ * application's threads) per chunk each time. Under address-space
+ * pressure oom relief unmaps them all (arena_release_empty). */
+#define CHUNKS_RETAINED 8
 
 /* A chunk whose pages are one CLEAN free run holds nothing: unlink it
  * (under the lock) so the caller can unmap it after unlocking. */
+static int chunk_is_empty(chunk_t *c)
+{
+	run_t *r = &c->runs[c->hdr_pages];
+	return r->kind == RUN_FREE && r->state == ST_CLEAN && r->npages == CHUNK_PAGES - c->hdr_pages;
+}
+
+static unsigned chunks_empty(arena_t *a)
+{
+	unsigned n = 0;
+	for (chunk_t *c = a->chunks; c; c = c->next)
+		n += chunk_is_empty(c);
+	return n;
+}
+
 static int chunk_take_if_empty(arena_t *a, chunk_t *c)
 {
 	run_t *r = &c->runs[c->hdr_pages];
-	if (a->nchunks <= CHUNKS_RETAINED || r->kind != RUN_FREE || r->state != ST_CLEAN ||
-	    r->npages != CHUNK_PAGES - c->hdr_pages)
+	if (!chunk_is_empty(c) || chunks_empty(a) <= CHUNKS_RETAINED)
 		return 0;
 	bins_remove(a, r);
 	chunk_t **pp = &a->chunks;
@@ -800,6 +815,31 @@ void arena_purge_done(arena_t *a, const struct iovec *v, unsigned n, int purged)
 	uint64_t now = nslabs ? os_now_ns() : 0;
 	for (unsigned i = 0; i < nslabs; i++)
 		slab_restore(a, slabs[i], now);
+	pthread_mutex_unlock(&a->lock);
+	while (empty) {
+		chunk_t *next = empty->next;
+		chunk_release(empty);
+		empty = next;
+	}
+}
+
+/* Unmap every wholly free chunk of the arena (address-space pressure). */
+void arena_release_empty(arena_t *a)
+{
+	chunk_t *empty = NULL;
+	pthread_mutex_lock(&a->lock);
+	for (chunk_t **pp = &a->chunks; *pp;) {
+		chunk_t *c = *pp;
+		if (chunk_is_empty(c)) {
+			bins_remove(a, &c->runs[c->hdr_pages]);
+			*pp = c->next;
+			a->nchunks--;
+			c->next = empty;
+			empty = c;
+		} else {
+			pp = &c->next;
+		}
+	}
 	pthread_mutex_unlock(&a->lock);
 	while (empty) {
 		chunk_t *next = empty->next;

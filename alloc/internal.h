@@ -297,6 +297,7 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
 			  int purged);
 int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
+void     arena_release_empty(arena_t *a);	/* unmap wholly free chunks */
 void     arena_atfork_prepare(void);
 void     arena_atfork_parent(void);
 void     arena_atfork_child(void);

@@ -8,6 +8,7 @@
  * to fail (EBB_FAULT; one predictable branch when it is unset).
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@
 #define PR_SET_VMA_ANON_NAME	0
 #endif
 
+static _Atomic uintptr_t map_hint;	/* start of the last aligned mapping */
+
 int os_map(size_t size, size_t align, void **out)
 {
 	int saved = errno;
@@ -39,6 +42,25 @@ int os_map(size_t size, size_t align, void **out)
 		align = page;
 	if (size > SIZE_MAX - align)
 		return -ENOMEM;
+	if (align > page) {
+		/* First try the range just below the last aligned mapping
+		 * (mmap hands out addresses top-down): mostly it is free and
+		 * aligned, and one mmap replaces mmap + two trimming munmaps. */
+		uintptr_t h = atomic_load_explicit(&map_hint, memory_order_relaxed);
+		if (h > size) {
+			char *q = mmap((void *)(h - size), size, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			if (q != MAP_FAILED) {
+				if (((uintptr_t)q & (align - 1)) == 0) {
+					atomic_store_explicit(&map_hint, (uintptr_t)q, memory_order_relaxed);
+					errno = saved;
+					*out = q;
+					return 0;
+				}
+				munmap(q, size);
+			}
+		}
+	}
 	size_t len = size + (align > page ? align - page : 0);
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -54,6 +76,8 @@ int os_map(size_t size, size_t align, void **out)
 		munmap(p, lead);
 	if (trail)
 		munmap((char *)a + size, trail);
+	if (align > page)
+		atomic_store_explicit(&map_hint, a, memory_order_relaxed);
 	errno = saved;
 	*out = (void *)a;
 	return 0;

@@ -152,6 +152,8 @@ static void *alloc_direct(tcache_t *tc, unsigned cls)
 static void oom_relief(void)
 {
 	reclaim_run(1, 0);
+	for (unsigned i = 0; i < narenas; i++)
+		arena_release_empty(arenas[i]);
 }
 
 static void *alloc_huge_z(size_t size, size_t align, int *zeroed)

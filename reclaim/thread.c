@@ -12,7 +12,7 @@
  *
  * The reclaim thread is started lazily, from the first free that leaves a
  * dirty run (never under a lock, never in a process that frees nothing).
- * It sleeps on a futex: while dirty memory exists it wakes every decay/4
+ * It sleeps on a futex: while dirty memory exists it wakes every decay/2
  * (5 ms .. 1 s); with nothing dirty its interval doubles from 10 ms up to
  * 10 s, and a free that creates dirty memory while it is in that state, or
  * that crosses the cap, wakes it. malloc_trim asks it for a forced pass
@@ -70,6 +70,31 @@ static size_t cap_pages(void)
 }
 
 /* One pass over all arenas. Returns bytes purged. */
+/* Purge what pass_iov[0..n) holds (taken from the arenas in segs) in one
+ * backend call, and complete each arena's part. Returns bytes purged. */
+struct seg {
+	arena_t *a;
+	unsigned start, n;
+};
+
+static size_t purge_segments(const struct seg *segs, unsigned nsegs, unsigned n, int advice)
+{
+	if (n == 0)
+		return 0;
+	ssize_t r = backend_purge(pass_iov, n, advice);
+	size_t bytes = 0;
+	for (unsigned k = 0; k < n; k++)
+		bytes += pass_iov[k].iov_len;
+	for (unsigned s = 0; s < nsegs; s++)
+		if (segs[s].n)
+			arena_purge_done(segs[s].a, pass_iov + segs[s].start, segs[s].n, r >= 0);
+	return r >= 0 ? bytes : 0;
+}
+
+/* One pass over all arenas. The ranges of every arena go into one batch
+ * (one process_madvise or io_uring submit for up to 1024 ranges from all
+ * arenas), so syscalls per pass do not grow with the number of arenas.
+ * Returns bytes purged. */
 static size_t pass(int force, size_t budget)
 {
 	if (atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2)
@@ -77,32 +102,36 @@ static size_t pass(int force, size_t budget)
 	int advice = opt(OPT_purge) == PURGE_FREE ? RECLAIM_FREE : RECLAIM_DONTNEED;
 	uint64_t decay_ns = (uint64_t)opt(OPT_decay_ms) * 1000000ull;
 	size_t total = 0;
+	struct seg segs[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
 	pthread_mutex_lock(&pass_lock);
 	backend_select((int)opt(OPT_reclaim_backend));
 	uint64_t now = os_now_ns();
 	size_t dirty = atomic_load_explicit(&dirty_total_pages, memory_order_relaxed);
 	size_t cap = cap_pages();
-	size_t excess = dirty > cap ? dirty - cap : 0;
-	for (unsigned i = 0; i < narenas; i++) {
-		arena_t *a = arenas[i];
-		for (;;) {
-			unsigned max = RECLAIM_BATCH_MAX;
-			unsigned n = arena_purge_take(a, now, decay_ns, excess, force, pass_iov, max);
-			if (n == 0)
-				break;
-			ssize_t r = backend_purge(pass_iov, n, advice);
-			size_t bytes = 0;
-			for (unsigned k = 0; k < n; k++)
-				bytes += pass_iov[k].iov_len;
-			arena_purge_done(a, pass_iov, n, r >= 0);
-			if (r >= 0)
-				total += bytes;
-			size_t pages = bytes / PAGE_SIZE;
+	/* over the cap: down to half of it (hysteresis), so that a stream of
+	 * frees does not wake the thread for a sliver each time */
+	size_t excess = dirty > cap ? dirty - cap / 2 : 0;
+	int more = 1;
+	while (more && !(budget && total >= budget)) {
+		unsigned n = 0, nsegs = 0;
+		more = 0;
+		for (unsigned i = 0; i < narenas && n < RECLAIM_BATCH_MAX; i++) {
+			unsigned room = RECLAIM_BATCH_MAX - n;
+			unsigned got = arena_purge_take(arenas[i], now, decay_ns, excess, force,
+							pass_iov + n, room);
+			if (got == 0)
+				continue;
+			size_t pages = 0;
+			for (unsigned k = n; k < n + got; k++)
+				pages += pass_iov[k].iov_len / PAGE_SIZE;
 			excess = excess > pages ? excess - pages : 0;
-			if ((budget && total >= budget) || n < max)
-				break;
+			segs[nsegs++] = (struct seg){ arenas[i], n, got };
+			n += got;
+			if (got == room)
+				more = 1;	/* this arena may have more: another round */
 		}
-		if (budget && total >= budget)
+		total += purge_segments(segs, nsegs, n, advice);
+		if (n < RECLAIM_BATCH_MAX && !more)
 			break;
 	}
 	pthread_mutex_unlock(&pass_lock);
@@ -141,7 +170,9 @@ static void *reclaim_main(void *arg)
 		stats_file_refresh();
 		uint64_t sleep_ns;
 		if (atomic_load_explicit(&dirty_total_pages, memory_order_relaxed) > 0) {
-			uint64_t q = (uint64_t)opt(OPT_decay_ms) / 4;
+			/* every decay/2: a range waits at most 1.5 x decay, and
+			 * each pass batches what aged since the last one */
+			uint64_t q = (uint64_t)opt(OPT_decay_ms) / 2;
 			sleep_ns = (q < 5 ? 5 : q > 1000 ? 1000 : q) * 1000000ull;
 			idle_ms = 10;
 		} else {
