@@ -14,6 +14,9 @@ fi
 out=$(dirname "$bin")
 mkdir -p "$out/corpus"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# idle caches are stolen by the reclaim thread after 5 ms instead of 1 s, so
+# the idle-flush handshake runs all the time under the fuzzer's walks
+export EBB_TCACHE_IDLE_MS=${EBB_TCACHE_IDLE_MS:-5}
 # the regression inputs, one by one
 "$bin" -runs=0 "$here/corpus" >"$out/regress.log" 2>&1 || { tail -n 40 "$out/regress.log"; echo "corpus regression failed"; exit 1; }
 "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -max_len=4096 \
