@@ -42,7 +42,7 @@ CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-para
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-semantic-interposition -fno-builtin-malloc -fno-builtin-free -fno-stack-protector \
 	-fno-tree-slp-vectorize
-LIB_LDLIBS := -luring -lnuma -lpthread
+LIB_LDLIBS := -luring -lpthread
 
 CORE_SRCS := $(wildcard alloc/*.c numa/*.c reclaim/*.c)
 SHIM_SRCS := alloc/shim.c
@@ -99,7 +99,7 @@ $(LIB_EBB_A): $(EBB_OBJS)
 
 $(BUILD)/ebbmalloc.pc: Makefile
 	@mkdir -p $(BUILD)
-	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ebbmalloc\nDescription: NUMA-aware malloc replacement that keeps RSS flat\nVersion: 0.1\nLibs: -L$${libdir} -lebbmalloc\nLibs.private: -luring -lnuma -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ebbmalloc\nDescription: NUMA-aware malloc replacement that keeps RSS flat\nVersion: 0.1\nLibs: -L$${libdir} -lebbmalloc\nLibs.private: -luring -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
 
 install: lib $(BUILD)/ebbmalloc.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -398,7 +398,10 @@ void     tcache_gc_tick(tcache_t *tc);
 void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
 void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */
 size_t   tcache_cached_bytes(const tcache_t *tc);
-int      tcache_is_valid(const tcache_t *tc);	/* invariant walker (EBB_DEBUG 3) */
+/* Invariant walker (EBB_DEBUG 3). Only the owning thread, inside its gate
+ * (tcache_enter/tcache_exit), may call it: the reclaim thread may be
+ * flushing an idle cache otherwise. */
+int      tcache_is_valid(const tcache_t *tc);
 size_t   tcache_bound_total(void);	/* sum of all live caches' bounds */
 extern _Atomic uint64_t tcache_flush_count;
 void     tcache_set_node(tcache_t *tc, unsigned node);

@@ -6,9 +6,12 @@
  * than fail when that node is full (MPOL_BIND would turn a full node into
  * SIGBUS/OOM inside malloc). Fake nodes (EBB_NUMA_FAKE) are not bound.
  * Failure is advisory: warned once, counted, and the chunk is used anyway.
+ * The syscall is made directly, so the library does not link libnuma.
  */
 #include <errno.h>
-#include <numaif.h>
+#include <numaif.h>		/* MPOL_* from libnuma-dev; the call is a raw syscall */
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "fault.h"
@@ -35,7 +38,10 @@ int bind_range(void *addr, size_t len, unsigned node)
 		return -EINVAL;
 	mask[kid / (8 * sizeof(unsigned long))] = 1ul << (kid % (8 * sizeof(unsigned long)));
 	int saved = errno;
-	long r = mbind(addr, len, MPOL_PREFERRED, mask, 8 * sizeof(mask), 0);
+	/* not libnuma's mbind(): linking libnuma puts its constructor, which
+	 * mallocs and exit(1)s when that fails, into every preloaded
+	 * process (tests/hardening/startup_oom.sh) */
+	long r = syscall(SYS_mbind, addr, len, MPOL_PREFERRED, mask, 8 * sizeof(mask), 0);
 	int e = r ? errno : 0;
 	errno = saved;
 	if (e) {
