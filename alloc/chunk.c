@@ -91,10 +91,38 @@ int rtree_set(const void *p, uintptr_t v)
 }
 
 /* ---- chunks ------------------------------------------------------------------ */
+/* Chunks are carved from 64 MiB aligned reservations (mapped read-write,
+ * untouched: no RSS), so that a new chunk costs no syscall on the
+ * application's thread most of the time; when a reservation cannot be had
+ * (RLIMIT_AS, fragmentation) a single chunk is mapped. */
+#define RESERVE_BYTES ((size_t)64 << 20)
+static char *res_cur, *res_end;
+
+static void *chunk_map_space(void)
+{
+	void *p = NULL;
+	pthread_mutex_lock(&base_lock);
+	if (res_cur == res_end) {
+		void *r;
+		if (os_map(RESERVE_BYTES, CHUNK_SIZE, &r) == 0) {
+			res_cur = r;
+			res_end = (char *)r + RESERVE_BYTES;
+		}
+	}
+	if (res_cur != res_end) {
+		p = res_cur;
+		res_cur += CHUNK_SIZE;
+	}
+	pthread_mutex_unlock(&base_lock);
+	if (!p && os_map(CHUNK_SIZE, CHUNK_SIZE, &p))
+		return NULL;
+	return p;
+}
+
 chunk_t *chunk_new(arena_t *a)
 {
-	void *p;
-	if (os_map(CHUNK_SIZE, CHUNK_SIZE, &p))
+	void *p = chunk_map_space();
+	if (!p)
 		return NULL;
 	if (opt(OPT_numa) && nnodes > 1)
 		bind_range(p, CHUNK_SIZE, a->node);	/* advisory: failure is counted, not fatal */

@@ -12,7 +12,7 @@
  *
  * The reclaim thread is started lazily, from the first free that leaves a
  * dirty run (never under a lock, never in a process that frees nothing).
- * It sleeps on a futex: while dirty memory exists it wakes every decay/2
+ * It sleeps on a futex: while dirty memory exists it wakes every decay/4
  * (5 ms .. 1 s); with nothing dirty its interval doubles from 10 ms up to
  * 10 s, and a free that creates dirty memory while it is in that state, or
  * that crosses the cap, wakes it. malloc_trim asks it for a forced pass
@@ -170,9 +170,10 @@ static void *reclaim_main(void *arg)
 		stats_file_refresh();
 		uint64_t sleep_ns;
 		if (atomic_load_explicit(&dirty_total_pages, memory_order_relaxed) > 0) {
-			/* every decay/2: a range waits at most 1.5 x decay, and
-			 * each pass batches what aged since the last one */
-			uint64_t q = (uint64_t)opt(OPT_decay_ms) / 2;
+			/* every decay/4: a range waits at most 1.25 x decay
+			 * (decay/2 halved the syscalls but let frag's peak grow
+			 * from 1.27 to 1.38 x the minimum: bench/results/frag.md) */
+			uint64_t q = (uint64_t)opt(OPT_decay_ms) / 4;
 			sleep_ns = (q < 5 ? 5 : q > 1000 ? 1000 : q) * 1000000ull;
 			idle_ms = 10;
 		} else {
