@@ -101,6 +101,9 @@ static void init_phase2_run(void)
 			    EBBMALLOC_VERSION_MAJOR, EBBMALLOC_VERSION_MINOR, topo_describe(),
 			    arenas_per_node);
 		options_print();
+		/* the backend is otherwise probed at the first purge; with
+		 * verbose on, probe it now so that start-up names it */
+		backend_select((int)opt(OPT_reclaim_backend));
 	}
 }
 
