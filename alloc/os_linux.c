@@ -115,11 +115,17 @@ int os_remap_move(void *addr, size_t old_size, size_t new_size, void *dst)
 	return r;
 }
 
+static _Atomic int name_refused;	/* the kernel said EINVAL once: stop asking */
+
 int os_name(void *addr, size_t size, const char *name)
 {
+	if (atomic_load_explicit(&name_refused, memory_order_relaxed))
+		return -EINVAL;
 	int saved = errno;
 	int r = prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)addr, size,
 		      (unsigned long)name) ? -errno : 0;
+	if (r == -EINVAL)
+		atomic_store_explicit(&name_refused, 1, memory_order_relaxed);
 	errno = saved;
 	return r;
 }
