@@ -395,6 +395,29 @@ ssize_t backend_purge(const struct iovec *v, size_t n, int advice)
 	return ret;
 }
 
+/* ---- probe ---------------------------------------------------------------- */
+/* A backend works here if purging a touched page of our own with
+ * MADV_DONTNEED succeeds and zeroes it. 0, or -errno (-EIO if it claimed
+ * success but the page kept its byte). */
+int backend_probe(ssize_t (*purge)(const struct iovec *, size_t, int, uint64_t *))
+{
+	long page_bytes = sysconf(_SC_PAGESIZE);
+	uint64_t syscalls = 0;
+	struct iovec iov;
+	volatile char *page = mmap(NULL, (size_t)page_bytes, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (page == MAP_FAILED)
+		return -errno;
+	page[0] = 1;
+	iov.iov_base = (void *)page;
+	iov.iov_len = (size_t)page_bytes;
+	ssize_t ret = purge(&iov, 1, MADV_DONTNEED, &syscalls);
+	if (ret >= 0 && (ret != page_bytes || page[0] != 0))
+		ret = -EIO;
+	munmap((void *)page, (size_t)page_bytes);
+	return ret < 0 ? (int)ret : 0;
+}
+
 /* ---- stats --------------------------------------------------------------- */
 
 void backend_stats_merge(struct ebb_stats *st)

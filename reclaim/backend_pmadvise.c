@@ -145,11 +145,6 @@ static ssize_t vec_purge(const struct iovec *v, size_t n, int advice,
 
 static int vec_init(void)
 {
-	long page_bytes = sysconf(_SC_PAGESIZE);
-	uint64_t syscalls = 0;
-	struct iovec iov;
-	volatile char *page;
-	ssize_t ret;
 	int err;
 
 	if (vec_pidfd < 0) {
@@ -158,25 +153,10 @@ static int vec_init(void)
 			return err;
 	}
 	/* probe: MADV_DONTNEED on a page of our own must zero it */
-	page = mmap(NULL, (size_t)page_bytes, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (page == MAP_FAILED) {
-		err = -errno;
+	err = backend_probe(vec_purge);
+	if (err)
 		vec_close();
-		return err;
-	}
-	page[0] = 1;
-	iov.iov_base = (void *)page;
-	iov.iov_len = (size_t)page_bytes;
-	ret = vec_purge(&iov, 1, MADV_DONTNEED, &syscalls);
-	if (ret >= 0 && (ret != page_bytes || page[0] != 0))
-		ret = -EIO;
-	munmap((void *)page, (size_t)page_bytes);
-	if (ret < 0) {
-		vec_close();
-		return (int)ret;
-	}
-	return 0;
+	return err;
 }
 
 static void vec_fini(void)

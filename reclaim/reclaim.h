@@ -79,6 +79,9 @@ extern const struct reclaim_backend reclaim_backend_vector;
 extern const struct reclaim_backend reclaim_backend_madvise;
 
 /* backend.c -------------------------------------------------------------- */
+/* For a backend's init: purge a touched scratch page with its purge
+ * function and check it reads zero. 0 or -errno. */
+int  backend_probe(ssize_t (*purge)(const struct iovec *, size_t, int, uint64_t *));
 /* Choose the backend (pref: enum reclaim_backend_id). Idempotent; called
  * lazily on the first purge. Returns the id in use. */
 int  backend_select(int pref);
