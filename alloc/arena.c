@@ -314,7 +314,6 @@ void arena_thread_leave(arena_t *a)
 	atomic_fetch_sub_explicit(&a->nthreads, 1, memory_order_relaxed);
 }
 
-static int remote_drain_locked(arena_t *a, uint64_t *now);
 
 /* ---- small blocks -------------------------------------------------------------- */
 static void partial_push(arena_t *a, run_t *r)
@@ -377,7 +376,7 @@ unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 	unsigned got = 0;
 	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
-	remote_drain_locked(a, &now);
+	arena_remote_drain_locked(a, &now);
 	while (got < n) {
 		run_t *r = a->partial[cls];
 		if (!r && !(r = slab_new(a, cls)))
@@ -584,8 +583,9 @@ static int dalloc_one_locked(arena_t *a, void *p, uint64_t now)
 }
 
 /* Blocks pushed by threads that found the lock taken (arena_dalloc_batch):
- * whoever holds the lock next returns them all. */
-static int remote_drain_locked(arena_t *a, uint64_t *now)
+ * whoever holds the lock next returns them all (allocation, purging, and
+ * stats, so that figures read after freeing everything are exact). */
+int arena_remote_drain_locked(arena_t *a, uint64_t *now)
 {
 	void **p = atomic_exchange_explicit(&a->remote_head, NULL, memory_order_acquire);
 	int released = 0;
@@ -620,7 +620,7 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 		return;
 	}
 	uint64_t now = os_now_ns();
-	int released = remote_drain_locked(a, &now);
+	int released = arena_remote_drain_locked(a, &now);
 	for (unsigned i = 0; i < n; i++)
 		released |= dalloc_one_locked(a, blocks[i], now);
 	size_t dirty = a->dirty_pages;
@@ -723,7 +723,7 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	size_t taken = 0;
 	uint64_t drained_ns = 0;
 	pthread_mutex_lock(&a->lock);
-	remote_drain_locked(a, &drained_ns);	/* what they free may be purgeable */
+	arena_remote_drain_locked(a, &drained_ns);	/* what they free may be purgeable */
 	run_t *r = a->dirty_head;
 	while (r && n < max) {
 		run_t *next = r->age_next;

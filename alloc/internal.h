@@ -298,6 +298,9 @@ void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
 			  int purged);
 int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
 void     arena_release_empty(arena_t *a);	/* unmap wholly free chunks */
+/* Return the blocks other threads pushed while the lock was taken (caller
+ * holds a->lock). Returns 1 if a run was released. */
+int      arena_remote_drain_locked(arena_t *a, uint64_t *now_ns);
 void     arena_atfork_prepare(void);
 void     arena_atfork_parent(void);
 void     arena_atfork_child(void);

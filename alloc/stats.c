@@ -22,7 +22,9 @@ struct arena_figures {
 /* One arena's figures, read under its lock. */
 static void arena_figures_read(arena_t *a, struct arena_figures *f)
 {
+	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
+	arena_remote_drain_locked(a, &now);	/* pushed frees count as freed */
 	f->allocated = a->alloc_bytes;
 	f->active = a->active_pages * PAGE_SIZE;
 	f->dirty = a->dirty_pages * PAGE_SIZE;
