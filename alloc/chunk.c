@@ -280,14 +280,6 @@ size_t huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force)
 	return bytes;
 }
 
-size_t huge_cache_size(void)
-{
-	pthread_mutex_lock(&huge_lock);
-	size_t b = huge_cache_bytes_now;
-	pthread_mutex_unlock(&huge_lock);
-	return b;
-}
-
 huge_t *huge_alloc(size_t size, size_t align, int *zeroed)
 {
 	if (size > (SIZE_MAX >> 1) || align > (SIZE_MAX >> 2))

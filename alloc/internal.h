@@ -245,7 +245,6 @@ void     chunk_release(chunk_t *c);		/* unregistered, unmapped */
 void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
 huge_t  *huge_alloc(size_t size, size_t align, int *zeroed);	/* *zeroed: fresh zero pages */
 size_t   huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force);
-size_t   huge_cache_size(void);
 void     huge_free(huge_t *h);
 huge_t  *huge_realloc(huge_t *h, size_t size);	/* NULL: could not (h intact) */
 void     chunk_atfork_prepare(void);
@@ -405,7 +404,6 @@ size_t   tcache_cached_bytes(const tcache_t *tc);
  * (tcache_enter/tcache_exit), may call it: the reclaim thread may be
  * flushing an idle cache otherwise. */
 int      tcache_is_valid(const tcache_t *tc);
-size_t   tcache_bound_total(void);	/* sum of all live caches' bounds */
 extern _Atomic uint64_t tcache_flush_count;
 void     tcache_set_node(tcache_t *tc, unsigned node);
 size_t   tcache_stats_bytes(uint64_t *nthreads);

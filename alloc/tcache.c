@@ -110,11 +110,6 @@ static void bin_limits_clear(tcache_t *tc)
 	tc->bound_bytes = 0;
 }
 
-size_t tcache_bound_total(void)
-{
-	return atomic_load_explicit(&bound_total, memory_order_relaxed);
-}
-
 static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 {
 	tbin_t *b = &tc->bins[cls];
