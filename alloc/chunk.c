@@ -358,12 +358,18 @@ huge_t *huge_realloc(huge_t *h, size_t size)
 		os_unmap(dst, map);
 		return NULL;
 	}
+	/* The move unmaps the old range, and another thread's mmap may get
+	 * it at once and register it: forget the old address first, never
+	 * after (clearing it late erased the newcomer's entry, and its free
+	 * was refused as an invalid pointer). The block is ours alone, so no
+	 * one looks it up in between. */
+	rtree_set(h->addr, 0);
 	if (os_remap_move(h->addr, old, map, dst)) {
+		rtree_set(h->addr, (uintptr_t)h);	/* cannot fail: its leaf exists */
 		rtree_set(dst, 0);
 		os_unmap(dst, map);
 		return NULL;
 	}
-	rtree_set(h->addr, 0);
 	h->addr = dst;
 	h->map_bytes = map;
 	h->req_bytes = size;

@@ -9,7 +9,10 @@ UNIT_CFLAGS := $(CFLAGS_COMMON) -Wno-missing-prototypes
 $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_EBB_A) $(HDRS)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
-	$(Q)$(CC) $(UNIT_CFLAGS) -o $@ $< $(LIB_EBB_A) -lcmocka $(LIB_LDLIBS)
+	$(Q)$(CC) $(UNIT_CFLAGS) -o $@ $< $(UNIT_WRAP) $(LIB_EBB_A) -lcmocka $(LIB_LDLIBS)
+
+# test_chunk watches every unmapping the allocator makes
+$(BUILD)/tests/unit/test_chunk: UNIT_WRAP := -Wl,--wrap=os_unmap -Wl,--wrap=os_remap_move
 
 .PHONY: test-unit
 test-unit: $(UNIT_BINS)
