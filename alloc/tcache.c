@@ -64,7 +64,9 @@ static _Atomic unsigned tc_seq;
  * The cap bounds the work a single malloc or free can do (a refill of 128
  * blocks was most of the p99.9 latency: bench/latency.c), at the price of
  * one arena lock round trip per 32 blocks instead of per 128. */
+#ifndef TCACHE_BATCH_MAX
 #define TCACHE_BATCH_MAX 32
+#endif
 static uint32_t batch_of(uint32_t max)
 {
 	uint32_t b = max / 2 ? max / 2 : 1;
