@@ -2,7 +2,9 @@
  * fastpath.h - the two fast paths, inlined into malloc.c's ebb_* entry
  * points and shim.c's libc names (a call through an alias would cost a jump).
  *
- * malloc: size -> class (a table up to 1 KiB), pop the thread cache's bin.
+ * malloc: size -> class (a table up to 1 KiB), pop the thread cache's bin
+ * (an array of pointers: the block itself is written once, to clear the
+ * double-free key, and never read).
  * free: radix map -> chunk, page -> class, check that p is a block start
  * of a live run of this node and not already cached (tcache_key), push.
  * Anything unusual (empty or full bin, a foreign pointer, a block of
@@ -20,10 +22,10 @@ EBB_INLINE void *fast_malloc(size_t size)
 	tcache_t *tc = tcache_self();
 	if (ebb_likely(!tcache_enter_fast(tc) && size <= 1024)) {
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
-		void **p = b->head;
-		if (ebb_likely(p != NULL)) {
-			b->head = p[0];
-			b->count--;
+		unsigned n = b->count;
+		if (ebb_likely(n != 0)) {
+			void **p = b->stack[n - 1];
+			b->count = (uint16_t)(n - 1);
 			p[1] = NULL;	/* the double-free key */
 			tcache_exit(tc);
 			return p;
@@ -44,14 +46,17 @@ EBB_INLINE void fast_free(void *ptr)
 		size_t off = in_chunk - c->page_off[pg];
 		tbin_t *b = &tc->bins[cls];
 		void **p = ptr;
+		unsigned n = b->count;
 		/* bin 0 has max 0, so class 0 (no block here) fails the count test */
-		if (ebb_likely(b->count < b->max &&
+		if (ebb_likely(n < b->max &&
 			       sizeclass_is_multiple_cls(cls, off) &&
 			       (uintptr_t)p[1] != tc->key)) {
-			p[0] = b->head;
 			p[1] = (void *)tc->key;
-			b->head = p;
-			b->count++;
+			b->stack[n] = p;
+			/* slot before count: fork's child flushes stack[0..count)
+			 * of threads stopped anywhere in here */
+			ebb_compiler_barrier();
+			b->count = (uint16_t)(n + 1);
 			tcache_exit(tc);
 			return;
 		}

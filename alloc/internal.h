@@ -311,9 +311,10 @@ void     arena_check_block(const void *p, const char *fn);
 enum tcache_state { TC_UNINIT = 0, TC_ACTIVE, TC_BUSY, TC_DEAD };
 
 typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
-	void    *head;
+	void   **stack;		/* stack[0..count): cached blocks, newest on top */
 	uint16_t count;
-	uint16_t max;		/* push beyond this flushes (<= 256) */
+	uint16_t max;		/* push beyond this flushes (<= 256); also the
+				 * bin's share of the thread's slot array */
 	uint8_t  low;		/* low-water mark since the last GC tick (saturates) */
 	uint8_t  waste_ticks;	/* consecutive GC ticks with unused blocks */
 	uint16_t batch;		/* refill batch */
@@ -338,6 +339,8 @@ struct tcache {
 	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
+	_Atomic uint32_t relayout;	/* the owner is moving its bins' stacks (fork's child skips it) */
+	void   **slots;			/* the bins' stacks, packed in class order */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
 };
 

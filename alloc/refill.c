@@ -239,9 +239,8 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	}
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
-	if (b->head) {		/* sizes above the fast path's table */
-		void **q = b->head;
-		b->head = q[0];
+	if (b->count) {		/* sizes above the fast path's table */
+		void **q = b->stack[b->count - 1];
 		b->count--;
 		q[1] = NULL;
 		return q;
@@ -256,32 +255,35 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		}
 		goto out;
 	}
-	void *blocks[256];
-	unsigned want = b->batch < 256 ? b->batch : 256;
+	/* The blocks go straight into the bin's stack (the bin is empty, and
+	 * 1 <= want <= max: the stack has room). None of them is touched
+	 * here, so a refill costs no cache miss or page fault per block;
+	 * each one's key is cleared as it is handed out. The block returned
+	 * is the top one. arena_alloc_small never calls back into malloc
+	 * (only a free can start the reclaim thread), so nothing else
+	 * writes to the stack meanwhile. */
+	unsigned want = b->batch;
 	if (want > b->max)
 		want = b->max;
-	if (want == 0)
-		want = 1;
-	unsigned got = arena_alloc_small(tc->arena, cls, blocks, want);
+	ebb_assert_internal(want >= 1);	/* max > 0 here, and batch >= 1 */
+	unsigned got = arena_alloc_small(tc->arena, cls, b->stack, want);
 	if (got == 0) {
 		/* out of memory: give back what the bins hold, purge, retry once */
 		tcache_flush_all(tc);
 		oom_relief();
-		got = arena_alloc_small(tc->arena, cls, blocks, 1);
+		void *one;
+		got = arena_alloc_small(tc->arena, cls, &one, 1);
 		if (got == 0) {
 			errno = ENOMEM;
 			return NULL;
 		}
+		((void **)one)[1] = NULL;
+		return one;
 	}
-	for (unsigned i = got; i-- > 1;) {
-		void **q = blocks[i];
-		q[0] = b->head;
-		q[1] = NULL;
-		b->head = q;
-	}
-	b->count += got - 1;
-	((void **)blocks[0])[1] = NULL;
-	return blocks[0];
+	void **q = b->stack[got - 1];
+	b->count = (uint16_t)(got - 1);
+	q[1] = NULL;
+	return q;
 out:
 	if (!p)
 		errno = ENOMEM;
@@ -301,8 +303,8 @@ void *refill_malloc_slow(size_t size)
 /* ---- free ---------------------------------------------------------------------------- */
 static int bin_contains(tbin_t *b, void *p)
 {
-	for (void **q = b->head; q; q = q[0])
-		if (q == p)
+	for (unsigned i = 0; i < b->count; i++)
+		if (b->stack[i] == p)
 			return 1;
 	return 0;
 }
@@ -366,10 +368,9 @@ static void free_slow(tcache_t *tc, void *p)
 		arena_dalloc_batch(c->arena, &p, 1);
 		return;
 	}
-	void **q = p;
-	q[0] = b->head;
-	q[1] = (void *)tcache_key;
-	b->head = q;
+	((void **)p)[1] = (void *)tcache_key;
+	b->stack[b->count] = p;
+	ebb_compiler_barrier();	/* slot before count, as on the fast path */
 	b->count++;
 }
 

@@ -2,12 +2,25 @@
  * tcache.c - per-thread caches: bins, limits, flushing, thread exit, fork.
  *
  * Each thread has a tcache_t in static TLS (initial-exec: no allocation, no
- * lock to reach it). A bin is a LIFO stack of free blocks of one class,
- * linked through their first word; their second word holds tcache_key, so
+ * lock to reach it). A bin is a LIFO stack of free blocks of one class: an
+ * array of pointers, newest on top, so that a refill or a flush moves
+ * pointers and never reads or writes the blocks (a linked list made every
+ * refill touch each block it linked: a cache miss or a page fault apiece,
+ * most of the p99.9 of bench/latency.c, and every flush read each block's
+ * link). A cached block's second word holds tcache_key, written by free, so
  * that a second free of a cached block is noticed on the fast path and
- * confirmed on the slow path. A bin holds at most bin->max blocks, and the
- * maxima are kept such that all bins together hold at most
- * tcache_max_bytes (see "limits" below).
+ * confirmed on the slow path; malloc clears it. A bin holds at most
+ * bin->max blocks, and the maxima are kept such that all bins together
+ * hold at most tcache_max_bytes (see "limits" below).
+ *
+ * The stacks of one thread are packed in class order into one array (its
+ * slot region, mapped at the thread's first allocation and recycled when
+ * the thread exits): bin c's stack starts where bin c-1's max ends. A
+ * thread touches only sum(max) * 8 bytes of it, about a page for most
+ * threads (1000 parked threads would otherwise pin a page per bin each).
+ * Changing a bin's max moves the stacks of the classes above it
+ * (bin_relayout); maxima change on slow paths only, by doubling or
+ * halving, so that is rare.
  *
  * Blocks in a cache may belong to any arena of the thread's node; a flush
  * groups them by owning arena and hands each group back under that
@@ -42,6 +55,48 @@ static int tc_key_ok;
 static _Atomic unsigned tc_seq;
 
 #define FLUSH_BATCH 256
+
+/* ---- slot regions --------------------------------------------------------------- */
+/* One region holds every bin's stack at its largest: sum over classes of
+ * bin_cap (tcache_max_bytes is read at start only). Regions of exited
+ * threads are kept on a list (linked through their first slot) for the
+ * next thread: a thread pool that turns over does not mmap each time. */
+static size_t slot_region_slots;
+static void **slot_free_regions;	/* under reg_lock */
+
+static uint32_t bin_cap(unsigned cls, size_t limit);
+
+static void **slots_get(void)
+{
+	pthread_mutex_lock(&reg_lock);
+	if (!slot_region_slots) {
+		size_t limit = (size_t)opt(OPT_tcache_max_bytes), n = 0;
+		for (unsigned c = 1; c <= NCLASS; c++)
+			n += bin_cap(c, limit);
+		slot_region_slots = n ? n : 1;
+	}
+	void **r = slot_free_regions;
+	if (r)
+		slot_free_regions = r[0];
+	pthread_mutex_unlock(&reg_lock);
+	if (r) {
+		r[0] = NULL;
+		return r;
+	}
+	void *m;
+	size_t bytes = ALIGN_UP(slot_region_slots * sizeof(void *), PAGE_SIZE);
+	if (os_map(bytes, PAGE_SIZE, &m))
+		return NULL;
+	os_name(m, bytes, "ebbmalloc:tcache");
+	return m;
+}
+
+/* Caller holds reg_lock. */
+static void slots_put_locked(void **r)
+{
+	r[0] = slot_free_regions;
+	slot_free_regions = r;
+}
 
 /* ---- limits ------------------------------------------------------------------ */
 /*
@@ -85,9 +140,12 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
 static void bin_limits(tcache_t *tc)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
+	size_t off = 0;
 	tc->bound_bytes = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		tbin_t *b = &tc->bins[c];
+		b->stack = tc->slots + off;
+		b->count = 0;
 		size_t size = sizeclass_info[c].size;
 		uint32_t cap = c ? bin_cap(c, limit) : 0;
 		uint32_t max = c == 0 || c > NSMALL ? 0 : size <= 1024 ? 8 : size <= 8192 ? 2 : 1;
@@ -98,33 +156,68 @@ static void bin_limits(tcache_t *tc)
 		b->max = (uint16_t)max;
 		b->batch = (uint16_t)batch_of(max);
 		b->low = 0;
+		off += max;
 		tc->bound_bytes += max * size;
 	}
 	atomic_fetch_add_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
 }
 
-/* A cache that stops caching (thread exit) gives its bound back. */
+/* A cache that stops caching (thread exit) gives its bound back; its
+ * bins must be empty. */
 static void bin_limits_clear(tcache_t *tc)
 {
-	for (unsigned c = 0; c <= NCLASS; c++)
+	for (unsigned c = 0; c <= NCLASS; c++) {
 		tc->bins[c].max = 0;
+		tc->bins[c].count = 0;
+		tc->bins[c].stack = NULL;
+	}
 	atomic_fetch_sub_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
 	tc->bound_bytes = 0;
+}
+
+/* Move the stacks of the classes above cls by delta slots (bin cls's max
+ * changes by delta). Owner only, inside its gate. Upward moves go from the
+ * top class down, downward ones from cls + 1 up, so no stack overwrites
+ * one not yet moved. */
+static void bin_relayout(tcache_t *tc, unsigned cls, int delta)
+{
+	atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
+	ebb_compiler_barrier();
+	if (delta > 0) {
+		for (unsigned c = NCLASS; c > cls; c--) {
+			tbin_t *b = &tc->bins[c];
+			if (b->count)
+				memmove(b->stack + delta, b->stack, b->count * sizeof(void *));
+			b->stack += delta;
+		}
+	} else {
+		for (unsigned c = cls + 1; c <= NCLASS; c++) {
+			tbin_t *b = &tc->bins[c];
+			if (b->count)
+				memmove(b->stack + delta, b->stack, b->count * sizeof(void *));
+			b->stack += delta;
+		}
+	}
+	ebb_compiler_barrier();
+	atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 }
 
 static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 {
 	tbin_t *b = &tc->bins[cls];
 	size_t size = sizeclass_info[cls].size;
+	if (max == b->max)
+		return;
+	if (b->count > max)	/* before its stack shrinks */
+		tcache_flush_bin(tc, cls, max);
 	if (max >= b->max)
 		atomic_fetch_add_explicit(&bound_total, (max - b->max) * size, memory_order_relaxed);
 	else
 		atomic_fetch_sub_explicit(&bound_total, (b->max - max) * size, memory_order_relaxed);
 	tc->bound_bytes = tc->bound_bytes - b->max * size + max * size;
+	bin_relayout(tc, cls, (int)max - (int)b->max);
 	b->max = (uint16_t)max;
 	b->batch = (uint16_t)batch_of(max);
-	if (b->count > max)
-		tcache_flush_bin(tc, cls, max);
 }
 
 /* Budget is spent: the bins with the largest share (max * size) give back
@@ -216,6 +309,7 @@ static void tcache_destructor(void *arg)
 	tc->state = TC_BUSY;
 	tc->node_tag = NODE_TAG_NONE;
 	tcache_flush_all(tc);
+	bin_limits_clear(tc);
 	pthread_mutex_lock(&reg_lock);
 	if (tc->reg_prev)
 		tc->reg_prev->reg_next = tc->reg_next;
@@ -223,8 +317,9 @@ static void tcache_destructor(void *arg)
 		reg_head = tc->reg_next;
 	if (tc->reg_next)
 		tc->reg_next->reg_prev = tc->reg_prev;
+	slots_put_locked(tc->slots);
+	tc->slots = NULL;
 	pthread_mutex_unlock(&reg_lock);
-	bin_limits_clear(tc);
 	atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
 	arena_thread_leave(tc->arena);
 	tc->state = TC_DEAD;
@@ -249,12 +344,21 @@ int tcache_init(tcache_t *tc)
 	tc->node_tag = NODE_TAG_NONE;	/* set when ACTIVE */
 	tc->arena = arena_pick_for_thread(tc->node, atomic_fetch_add_explicit(&tc_seq, 1, memory_order_relaxed));
 	tc->key = tcache_key;
+	tc->slots = slots_get();
+	if (!tc->slots) {
+		tc->state = TC_DEAD;	/* no memory for the stacks: never cache */
+		return -1;
+	}
 	bin_limits(tc);
 	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
 	/* pthread_setspecific may allocate for high key numbers; we are BUSY,
 	 * so such a call is served by the arenas directly. */
 	if (tc_key_ok != 1 || pthread_setspecific(tc_key, tc) != 0) {
 		bin_limits_clear(tc);
+		pthread_mutex_lock(&reg_lock);
+		slots_put_locked(tc->slots);
+		pthread_mutex_unlock(&reg_lock);
+		tc->slots = NULL;
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
@@ -297,81 +401,78 @@ void tcache_return_blocks(void **blocks, unsigned n)
 
 _Atomic uint64_t tcache_flush_count;
 
-/* Invariant walker: every bin's list has count blocks, each a block start
- * of a live run of the bin's class; cached bytes within the bound. */
+/* Invariant walker: the stacks are packed in class order within the slot
+ * region; each holds count <= max distinct blocks, each a block start of a
+ * live run of the bin's class; cached bytes within the bound. */
 int tcache_is_valid(const tcache_t *tc)
 {
 	if (tc->state != TC_ACTIVE)
 		return 1;
 	if (tc->bound_bytes > (size_t)opt(OPT_tcache_max_bytes))
 		return 0;
-	size_t bound = 0;
+	size_t bound = 0, used = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		const tbin_t *b = &tc->bins[c];
-		unsigned n = 0;
 		bound += (size_t)b->max * sizeclass_info[c].size;
-		for (void **p = b->head; p; p = p[0]) {
-			if (++n > b->count || rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
+		/* the stacks are packed in class order */
+		if (b->stack != tc->slots + used || b->count > b->max)
+			return 0;
+		used += b->max;
+		for (unsigned i = 0; i < b->count; i++) {
+			void *p = b->stack[i];
+			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
 				return 0;
 			chunk_t *ch = chunk_of(p);
 			size_t pg = chunk_page_of(ch, p);
 			if (ch->page_cls[pg] != c || !sizeclass_is_multiple_cls(c, ((uintptr_t)p & CHUNK_MASK) - ch->page_off[pg]))
 				return 0;
+			for (unsigned j = 0; j < i; j++)	/* cached once */
+				if (b->stack[j] == p)
+					return 0;
 		}
-		if (n != b->count || b->count > b->max)
-			return 0;
 	}
-	return bound == tc->bound_bytes;
+	return bound == tc->bound_bytes && used <= slot_region_slots;
 }
 
+/* Return all but keep blocks of bin cls to their arenas: the oldest ones
+ * (the bottom of the stack), which the GC's low-water mark counts as
+ * unused and which are the coldest in the CPU's caches. The bin is made
+ * consistent before any block goes back: returning blocks may re-enter
+ * malloc on this thread (a free can start the reclaim thread). */
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
-	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
 	tbin_t *b = &tc->bins[cls];
-	void *blocks[FLUSH_BATCH];
-	/* Flush from the head: O(blocks flushed), where keeping the head would
-	 * walk past every kept block first (that walk was most of a
-	 * free-only thread's cost: bench/prodcons.c). With keep == 0 the
-	 * list is walked to its end, not by count (fork's child flushes
-	 * caches whose count may be one off). */
-	unsigned drop = keep == 0 ? UINT32_MAX : b->count > keep ? b->count - keep : 0;
-	/* detach first: returning blocks may re-enter malloc on this thread
-	 * (a reclaim-thread start), which must find the bin consistent */
-	void **chain = b->head, **p = b->head, **last = NULL;
-	unsigned dropped = 0;
-	while (p && dropped < drop) {
-		last = p;
-		p = p[0];
-		dropped++;
-	}
-	if (!last)
+	unsigned n = b->count;
+	if (keep >= n)
 		return;
-	last[0] = NULL;
-	b->head = p;
-	unsigned k = keep == 0 ? 0 : b->count - dropped;
-	b->count = (uint16_t)k;
-	unsigned n = 0;
-	for (p = chain; p;) {
-		void **next = p[0];
-		/* p[1] keeps tcache_key: a later free of p takes the slow
-		 * path, which finds it free in its slab (double free) */
-		blocks[n++] = p;
-		if (n == FLUSH_BATCH) {
-			tcache_return_blocks(blocks, n);
-			n = 0;
-		}
-		p = next;
+	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
+	void *blocks[FLUSH_BATCH];
+	while (n > keep) {
+		unsigned drop = n - keep < FLUSH_BATCH ? n - keep : FLUSH_BATCH;
+		/* fork's child skips a cache caught in here (it leaks the
+		 * blocks of a thread that no longer exists, rather than
+		 * returning some twice) */
+		atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
+		ebb_compiler_barrier();
+		memcpy(blocks, b->stack, drop * sizeof(void *));
+		memmove(b->stack, b->stack + drop, (n - drop) * sizeof(void *));
+		n -= drop;
+		b->count = (uint16_t)n;
+		ebb_compiler_barrier();
+		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
+		/* p[1] keeps tcache_key: a later free of a block takes the
+		 * slow path, which finds it free in its slab (double free) */
+		tcache_return_blocks(blocks, drop);
+		n = b->count;	/* a re-entrant call may have changed it */
 	}
-	if (n)
-		tcache_return_blocks(blocks, n);
-	if (b->low > k)
-		b->low = (uint8_t)k;
+	if (b->low > n)
+		b->low = (uint8_t)n;
 }
 
 void tcache_flush_all(tcache_t *tc)
 {
 	for (unsigned c = 1; c <= NCLASS; c++)
-		if (tc->bins[c].head)
+		if (tc->bins[c].count)
 			tcache_flush_bin(tc, c, 0);
 	tc->cached_pub = 0;
 }
@@ -547,8 +648,9 @@ void tcache_atfork_child(void)
 {
 	pthread_mutex_init(&reg_lock, NULL);
 	/* The other threads do not exist in the child: return what their
-	 * caches held (walking the lists by pointer, which is consistent at
-	 * every instant of the fast paths) and forget them. */
+	 * caches held and forget them. stack[0..count) is consistent at
+	 * every instant of the fast paths (a push stores the slot before
+	 * the count); a cache caught moving its stacks is skipped. */
 	tcache_t *self = tcache_self();
 	tcache_t *t = reg_head;
 	reg_head = NULL;
@@ -557,8 +659,14 @@ void tcache_atfork_child(void)
 		atomic_store_explicit(&t->steal_active, 0, memory_order_relaxed);
 		t->gate &= ~GATE_STEAL;
 		if (t != self) {
-			tcache_flush_all(t);
+			/* stopped while moving its stacks: leak what it held */
+			if (!atomic_load_explicit(&t->relayout, memory_order_relaxed) && t->slots)
+				tcache_flush_all(t);
 			bin_limits_clear(t);
+			if (t->slots)
+				slots_put_locked(t->slots);
+			t->slots = NULL;
+			t->relayout = 0;
 		}
 		t = next;
 	}

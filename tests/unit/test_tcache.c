@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -256,6 +257,110 @@ static void test_gc_share_doubles_and_max_halves(void **state)
 	assert_true(b->count <= b->max);
 }
 
+/* The bins' stacks are packed in class order: growing and shrinking bins
+ * (which moves the stacks above them) keeps every cached block, once, in
+ * its own bin; the walker checks the packing after each step. */
+static void test_relayout_keeps_blocks(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	static const size_t sizes[] = { 16, 48, 128, 512, 1024, 3000, 8192 };
+	enum { NS = sizeof(sizes) / sizeof(sizes[0]), PER = 6 };
+	void *v[NS][PER];
+	for (unsigned i = 0; i < NS; i++) {
+		for (unsigned k = 0; k < PER; k++)
+			v[i][k] = ebb_malloc(sizes[i]);
+		for (unsigned k = 0; k < PER; k++)
+			ebb_free(v[i][k]);
+	}
+	assert_true(tcache_is_valid(tc));
+	uint64_t seed = 12345;
+	unsigned grew = 0, shrank = 0;
+	for (int step = 0; step < 400; step++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned i = (unsigned)(seed >> 33) % NS;
+		unsigned cls = sizeclass_of(sizes[i]);
+		unsigned m = tc->bins[cls].max;
+		if ((seed >> 40) & 1) {
+			tcache_bin_dry(tc, cls);	/* grow: stacks above move up */
+		} else {
+			/* this bin's GC turn: a bin that kept unused blocks
+			 * across ticks is flushed in part and its max halved
+			 * (its stack shrinks, the ones above move down) */
+			tc->gc_bin = cls;
+			tcache_gc_tick(tc);
+		}
+		grew += tc->bins[cls].max > m;
+		shrank += tc->bins[cls].max < m;
+		if ((seed >> 41) % 3 == 0) {	/* put blocks back in the bin */
+			void *w[4];
+			for (unsigned k = 0; k < 4; k++)
+				w[k] = ebb_malloc(sizes[i]);
+			for (unsigned k = 0; k < 4; k++)
+				ebb_free(w[k]);
+		}
+		assert_true(tcache_is_valid(tc));
+	}
+	assert_true(grew > 10 && shrank > 10);
+	/* what is cached is handed out again, top first, and is usable */
+	for (unsigned i = 0; i < NS; i++) {
+		unsigned cls = sizeclass_of(sizes[i]);
+		tbin_t *b = &tc->bins[cls];
+		while (b->count) {
+			void *top = b->stack[b->count - 1];
+			char *p = ebb_malloc(sizes[i]);
+			assert_ptr_equal(p, top);
+			memset(p, 0xa5, sizes[i]);
+			ebb_free(p);
+			tcache_flush_bin(tc, cls, b->count - 1);	/* drop it to reach the next */
+			assert_true(tcache_is_valid(tc));
+		}
+	}
+}
+
+/* A refill puts a batch of blocks in the bin without touching them: the
+ * pages of a fresh slab holding only cached blocks stay non-resident. */
+static void test_refill_does_not_touch_blocks(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	size_t sz = 6144;	/* several pages per slab, one block over a page */
+	unsigned cls = sizeclass_of(sz);
+	tbin_t *b = &tc->bins[cls];
+	tcache_flush_bin(tc, cls, 0);
+	for (int i = 0; i < 6; i++)
+		tcache_bin_dry(tc, cls);	/* a batch of several blocks */
+	/* purge every free page (earlier tests left dirty memory, which a
+	 * new slab would reuse resident) */
+	tcache_flush_all(tc);
+	ebb_malloc_trim(0);
+	/* take blocks until a refill happens on a bin that was empty */
+	void *p = ebb_malloc(sz);
+	assert_non_null(p);
+	unsigned cached = b->count;
+	assert_true(cached >= 2);
+	unsigned untouched = 0, checked = 0;
+	long pg = sysconf(_SC_PAGESIZE);
+	for (unsigned k = 0; k < cached; k++) {
+		char *q = b->stack[k];
+		/* the page of the block's first words (a list would link
+		 * through them), unless the block handed out shares it */
+		uintptr_t first = (uintptr_t)q & ~((uintptr_t)pg - 1);
+		if ((char *)first < (char *)p + sz && (char *)first + pg > (char *)p)
+			continue;
+		unsigned char vec = 1;
+		assert_int_equal(mincore((void *)first, (size_t)pg, &vec), 0);
+		checked++;
+		if (!(vec & 1))
+			untouched++;
+	}
+	/* the slab was carved from purged memory: a page the refill had
+	 * touched would be resident */
+	assert_true(checked > 0);
+	assert_int_equal(untouched, checked);
+	ebb_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +372,8 @@ int main(void)
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
 		cmocka_unit_test(test_gc_share_doubles_and_max_halves),
+		cmocka_unit_test(test_relayout_keeps_blocks),
+		cmocka_unit_test(test_refill_does_not_touch_blocks),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
