@@ -22,10 +22,10 @@ EBB_INLINE void *fast_malloc(size_t size)
 	tcache_t *tc = tcache_self();
 	if (ebb_likely(!tcache_enter_fast(tc) && size <= 1024)) {
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
-		unsigned n = b->count;
-		if (ebb_likely(n != 0)) {
-			void **p = b->stack[n - 1];
-			b->count = (uint16_t)(n - 1);
+		void **t = b->top;
+		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {
+			void **p = t[-1];
+			b->top = t - 1;
 			p[1] = NULL;	/* the double-free key */
 			tcache_exit(tc);
 			return p;
@@ -46,17 +46,17 @@ EBB_INLINE void fast_free(void *ptr)
 		size_t off = in_chunk - c->page_off[pg];
 		tbin_t *b = &tc->bins[cls];
 		void **p = ptr;
-		unsigned n = b->count;
-		/* bin 0 has max 0, so class 0 (no block here) fails the count test */
-		if (ebb_likely(n < b->max &&
+		void **t = b->top;
+		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
+		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
 			       sizeclass_is_multiple_cls(cls, off) &&
 			       (uintptr_t)p[1] != tc->key)) {
 			p[1] = (void *)tc->key;
-			b->stack[n] = p;
-			/* slot before count: fork's child flushes stack[0..count)
-			 * of threads stopped anywhere in here */
+			t[0] = p;
+			/* slot before top: fork's child flushes the stacks of
+			 * threads stopped anywhere in here */
 			ebb_compiler_barrier();
-			b->count = (uint16_t)(n + 1);
+			b->top = t + 1;
 			tcache_exit(tc);
 			return;
 		}

@@ -311,15 +311,40 @@ void     arena_check_block(const void *p, const char *fn);
 enum tcache_state { TC_UNINIT = 0, TC_ACTIVE, TC_BUSY, TC_DEAD };
 
 typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
-	void   **stack;		/* stack[0..count): cached blocks, newest on top */
-	uint16_t count;
-	uint16_t max;		/* push beyond this flushes (<= 256); also the
-				 * bin's share of the thread's slot array */
+	void   **top;		/* one past the newest cached block: the stack
+				 * is top[-count..-1], newest on top */
+	uint16_t lo_empty;	/* low 16 bits of top when the bin is empty */
+	uint16_t lo_full;	/* ... and when it holds max blocks (<= 256):
+				 * a stack spans < 64 KiB, so comparing low
+				 * bits is exact, and count and max follow */
 	uint8_t  low;		/* low-water mark since the last GC tick (saturates) */
 	uint8_t  waste_ticks;	/* consecutive GC ticks with unused blocks */
 	uint16_t batch;		/* refill batch */
 } tbin_t;
 _Static_assert(sizeof(tbin_t) == 16, "tbin_t is indexed by shift");
+#define TBIN_LO(p) ((uint16_t)(uintptr_t)(p))
+EBB_INLINE unsigned tbin_count(const tbin_t *b)
+{
+	return (uint16_t)(TBIN_LO(b->top) - b->lo_empty) / sizeof(void *);
+}
+EBB_INLINE unsigned tbin_max(const tbin_t *b)
+{
+	return (uint16_t)(b->lo_full - b->lo_empty) / sizeof(void *);
+}
+EBB_INLINE void **tbin_base(const tbin_t *b)
+{
+	return b->top - tbin_count(b);
+}
+EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
+{
+	b->top = base + count;
+	b->lo_empty = TBIN_LO(base);
+	b->lo_full = TBIN_LO(base + max);
+}
+EBB_INLINE void tbin_set_count(tbin_t *b, unsigned n)
+{
+	b->top = tbin_base(b) + n;
+}
 
 typedef struct tcache tcache_t;
 struct tcache {

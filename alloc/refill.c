@@ -239,14 +239,14 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	}
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
-	if (b->count) {		/* sizes above the fast path's table */
-		void **q = b->stack[b->count - 1];
-		b->count--;
+	if (tbin_count(b)) {	/* sizes above the fast path's table */
+		void **q = b->top[-1];
+		b->top--;
 		q[1] = NULL;
 		return q;
 	}
 	tcache_bin_dry(tc, cls);
-	if (cls > NSMALL || b->max == 0) {
+	if (cls > NSMALL || tbin_max(b) == 0) {
 		p = alloc_direct(tc, cls);
 		if (!p) {
 			tcache_flush_all(tc);
@@ -263,10 +263,10 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	 * (only a free can start the reclaim thread), so nothing else
 	 * writes to the stack meanwhile. */
 	unsigned want = b->batch;
-	if (want > b->max)
-		want = b->max;
+	if (want > tbin_max(b))
+		want = tbin_max(b);
 	ebb_assert_internal(want >= 1);	/* max > 0 here, and batch >= 1 */
-	unsigned got = arena_alloc_small(tc->arena, cls, b->stack, want);
+	unsigned got = arena_alloc_small(tc->arena, cls, b->top, want);
 	if (got == 0) {
 		/* out of memory: give back what the bins hold, purge, retry once */
 		tcache_flush_all(tc);
@@ -280,8 +280,8 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		((void **)one)[1] = NULL;
 		return one;
 	}
-	void **q = b->stack[got - 1];
-	b->count = (uint16_t)(got - 1);
+	void **q = b->top[got - 1];
+	b->top += got - 1;
 	q[1] = NULL;
 	return q;
 out:
@@ -303,8 +303,8 @@ void *refill_malloc_slow(size_t size)
 /* ---- free ---------------------------------------------------------------------------- */
 static int bin_contains(tbin_t *b, void *p)
 {
-	for (unsigned i = 0; i < b->count; i++)
-		if (b->stack[i] == p)
+	for (void **s = tbin_base(b); s < b->top; s++)
+		if (*s == p)
 			return 1;
 	return 0;
 }
@@ -361,17 +361,17 @@ static void free_slow(tcache_t *tc, void *p)
 	}
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
-	if (b->count >= b->max)
+	if (tbin_count(b) >= tbin_max(b))
 		tcache_bin_overflow(tc, cls);
-	if (b->count >= b->max) {	/* no room even after growing and flushing */
+	if (tbin_count(b) >= tbin_max(b)) {	/* no room even after growing and flushing */
 		((uintptr_t *)p)[1] = tcache_key;
 		arena_dalloc_batch(c->arena, &p, 1);
 		return;
 	}
 	((void **)p)[1] = (void *)tcache_key;
-	b->stack[b->count] = p;
-	ebb_compiler_barrier();	/* slot before count, as on the fast path */
-	b->count++;
+	b->top[0] = p;
+	ebb_compiler_barrier();	/* slot before top, as on the fast path */
+	b->top++;
 }
 
 void refill_free_slow(void *p)

@@ -10,7 +10,7 @@
  * link). A cached block's second word holds tcache_key, written by free, so
  * that a second free of a cached block is noticed on the fast path and
  * confirmed on the slow path; malloc clears it. A bin holds at most
- * bin->max blocks, and the maxima are kept such that all bins together
+ * its max blocks, and the maxima are kept such that all bins together
  * hold at most tcache_max_bytes (see "limits" below).
  *
  * The stacks of one thread are packed in class order into one array (its
@@ -144,8 +144,6 @@ static void bin_limits(tcache_t *tc)
 	tc->bound_bytes = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		tbin_t *b = &tc->bins[c];
-		b->stack = tc->slots + off;
-		b->count = 0;
 		size_t size = sizeclass_info[c].size;
 		uint32_t cap = c ? bin_cap(c, limit) : 0;
 		uint32_t max = c == 0 || c > NSMALL ? 0 : size <= 1024 ? 8 : size <= 8192 ? 2 : 1;
@@ -153,7 +151,7 @@ static void bin_limits(tcache_t *tc)
 			max = cap;
 		if (tc->bound_bytes + max * size > limit)
 			max = 0;
-		b->max = (uint16_t)max;
+		tbin_place(b, tc->slots + off, 0, max);
 		b->batch = (uint16_t)batch_of(max);
 		b->low = 0;
 		off += max;
@@ -166,11 +164,8 @@ static void bin_limits(tcache_t *tc)
  * bins must be empty. */
 static void bin_limits_clear(tcache_t *tc)
 {
-	for (unsigned c = 0; c <= NCLASS; c++) {
-		tc->bins[c].max = 0;
-		tc->bins[c].count = 0;
-		tc->bins[c].stack = NULL;
-	}
+	for (unsigned c = 0; c <= NCLASS; c++)
+		tbin_place(&tc->bins[c], NULL, 0, 0);
 	atomic_fetch_sub_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
 	tc->bound_bytes = 0;
 }
@@ -179,24 +174,25 @@ static void bin_limits_clear(tcache_t *tc)
  * changes by delta). Owner only, inside its gate. Upward moves go from the
  * top class down, downward ones from cls + 1 up, so no stack overwrites
  * one not yet moved. */
+static void bin_move(tbin_t *b, int delta)
+{
+	void **base = tbin_base(b);
+	unsigned n = tbin_count(b), max = tbin_max(b);
+	if (n)
+		memmove(base + delta, base, n * sizeof(void *));
+	tbin_place(b, base + delta, n, max);
+}
+
 static void bin_relayout(tcache_t *tc, unsigned cls, int delta)
 {
 	atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 	ebb_compiler_barrier();
 	if (delta > 0) {
-		for (unsigned c = NCLASS; c > cls; c--) {
-			tbin_t *b = &tc->bins[c];
-			if (b->count)
-				memmove(b->stack + delta, b->stack, b->count * sizeof(void *));
-			b->stack += delta;
-		}
+		for (unsigned c = NCLASS; c > cls; c--)
+			bin_move(&tc->bins[c], delta);
 	} else {
-		for (unsigned c = cls + 1; c <= NCLASS; c++) {
-			tbin_t *b = &tc->bins[c];
-			if (b->count)
-				memmove(b->stack + delta, b->stack, b->count * sizeof(void *));
-			b->stack += delta;
-		}
+		for (unsigned c = cls + 1; c <= NCLASS; c++)
+			bin_move(&tc->bins[c], delta);
 	}
 	ebb_compiler_barrier();
 	atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
@@ -206,17 +202,18 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 {
 	tbin_t *b = &tc->bins[cls];
 	size_t size = sizeclass_info[cls].size;
-	if (max == b->max)
+	uint32_t old = tbin_max(b);
+	if (max == old)
 		return;
-	if (b->count > max)	/* before its stack shrinks */
+	if (tbin_count(b) > max)	/* before its stack shrinks */
 		tcache_flush_bin(tc, cls, max);
-	if (max >= b->max)
-		atomic_fetch_add_explicit(&bound_total, (max - b->max) * size, memory_order_relaxed);
+	if (max >= old)
+		atomic_fetch_add_explicit(&bound_total, (max - old) * size, memory_order_relaxed);
 	else
-		atomic_fetch_sub_explicit(&bound_total, (b->max - max) * size, memory_order_relaxed);
-	tc->bound_bytes = tc->bound_bytes - b->max * size + max * size;
-	bin_relayout(tc, cls, (int)max - (int)b->max);
-	b->max = (uint16_t)max;
+		atomic_fetch_sub_explicit(&bound_total, (old - max) * size, memory_order_relaxed);
+	tc->bound_bytes = tc->bound_bytes - old * size + max * size;
+	bin_relayout(tc, cls, (int)max - (int)old);
+	tbin_place(b, tbin_base(b), tbin_count(b), max);
 	b->batch = (uint16_t)batch_of(max);
 }
 
@@ -232,9 +229,9 @@ static void budget_reclaim(tcache_t *tc, unsigned except, size_t need)
 		unsigned best = 0;
 		size_t best_bytes = 0;
 		for (unsigned c = 1; c <= NCLASS; c++) {
-			size_t bytes = (size_t)tc->bins[c].max * sizeclass_info[c].size;
+			size_t bytes = (size_t)tbin_max(&tc->bins[c]) * sizeclass_info[c].size;
 			uint32_t floor = c <= NSMALL ? 1 : 0;
-			if (c != except && tc->bins[c].max > floor && bytes > best_bytes) {
+			if (c != except && tbin_max(&tc->bins[c]) > floor && bytes > best_bytes) {
 				best = c;
 				best_bytes = bytes;
 			}
@@ -243,7 +240,7 @@ static void budget_reclaim(tcache_t *tc, unsigned except, size_t need)
 			return;
 		tbin_t *b = &tc->bins[best];
 		uint32_t floor = best <= NSMALL ? 1 : 0;
-		bin_set_max(tc, best, b->max / 2 > floor ? b->max / 2 : floor);
+		bin_set_max(tc, best, tbin_max(b) / 2 > floor ? tbin_max(b) / 2 : floor);
 	}
 }
 
@@ -255,11 +252,12 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	size_t size = sizeclass_info[cls].size;
 	uint32_t cap = bin_cap(cls, limit);
 	b->waste_ticks = 0;
-	if (b->max >= cap)
+	uint32_t max = tbin_max(b);
+	if (max >= cap)
 		return;
-	uint32_t grow = b->max ? b->max : 1;
-	if (b->max + grow > cap)
-		grow = cap - b->max;
+	uint32_t grow = max ? max : 1;
+	if (max + grow > cap)
+		grow = cap - max;
 	if (tc->bound_bytes + grow * size > limit) {
 		/* the scan costs ~1 us: at most once per SLOW_TICK slow paths,
 		 * so a thread whose bins all want to grow does not pay it on
@@ -274,7 +272,7 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	if (total + grow * size > (size_t)opt(OPT_tcache_total_bytes))
 		return;
 	if (tc->bound_bytes + grow * size <= limit)
-		bin_set_max(tc, cls, b->max + grow);
+		bin_set_max(tc, cls, tbin_max(b) + grow);
 }
 
 void tcache_bin_dry(tcache_t *tc, unsigned cls)
@@ -287,15 +285,15 @@ void tcache_bin_overflow(tcache_t *tc, unsigned cls)
 {
 	bin_grow(tc, cls);
 	tbin_t *b = &tc->bins[cls];
-	if (b->count >= b->max)
-		tcache_flush_bin(tc, cls, b->max - batch_of(b->max));
+	if (tbin_count(b) >= tbin_max(b))
+		tcache_flush_bin(tc, cls, tbin_max(b) - batch_of(tbin_max(b)));
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc)
 {
 	size_t t = 0;
 	for (unsigned c = 1; c <= NCLASS; c++)
-		t += (size_t)tc->bins[c].count * sizeclass_info[c].size;
+		t += (size_t)tbin_count(&tc->bins[c]) * sizeclass_info[c].size;
 	return t;
 }
 
@@ -413,13 +411,15 @@ int tcache_is_valid(const tcache_t *tc)
 	size_t bound = 0, used = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		const tbin_t *b = &tc->bins[c];
-		bound += (size_t)b->max * sizeclass_info[c].size;
+		unsigned n = tbin_count(b), max = tbin_max(b);
+		void **base = tbin_base(b);
+		bound += (size_t)max * sizeclass_info[c].size;
 		/* the stacks are packed in class order */
-		if (b->stack != tc->slots + used || b->count > b->max)
+		if (base != tc->slots + used || n > max)
 			return 0;
-		used += b->max;
-		for (unsigned i = 0; i < b->count; i++) {
-			void *p = b->stack[i];
+		used += max;
+		for (unsigned i = 0; i < n; i++) {
+			void *p = base[i];
 			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
 				return 0;
 			chunk_t *ch = chunk_of(p);
@@ -427,7 +427,7 @@ int tcache_is_valid(const tcache_t *tc)
 			if (ch->page_cls[pg] != c || !sizeclass_is_multiple_cls(c, ((uintptr_t)p & CHUNK_MASK) - ch->page_off[pg]))
 				return 0;
 			for (unsigned j = 0; j < i; j++)	/* cached once */
-				if (b->stack[j] == p)
+				if (base[j] == p)
 					return 0;
 		}
 	}
@@ -442,7 +442,7 @@ int tcache_is_valid(const tcache_t *tc)
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
 	tbin_t *b = &tc->bins[cls];
-	unsigned n = b->count;
+	unsigned n = tbin_count(b);
 	if (keep >= n)
 		return;
 	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
@@ -454,16 +454,17 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		 * returning some twice) */
 		atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 		ebb_compiler_barrier();
-		memcpy(blocks, b->stack, drop * sizeof(void *));
-		memmove(b->stack, b->stack + drop, (n - drop) * sizeof(void *));
+		void **base = tbin_base(b);
+		memcpy(blocks, base, drop * sizeof(void *));
+		memmove(base, base + drop, (n - drop) * sizeof(void *));
 		n -= drop;
-		b->count = (uint16_t)n;
+		b->top = base + n;
 		ebb_compiler_barrier();
 		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
 		tcache_return_blocks(blocks, drop);
-		n = b->count;	/* a re-entrant call may have changed it */
+		n = tbin_count(b);	/* a re-entrant call may have changed it */
 	}
 	if (b->low > n)
 		b->low = (uint8_t)n;
@@ -472,7 +473,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 void tcache_flush_all(tcache_t *tc)
 {
 	for (unsigned c = 1; c <= NCLASS; c++)
-		if (tc->bins[c].count)
+		if (tbin_count(&tc->bins[c]))
 			tcache_flush_bin(tc, c, 0);
 	tc->cached_pub = 0;
 }
@@ -501,22 +502,24 @@ void tcache_gc_tick(tcache_t *tc)
 		if (c == 0)
 			continue;
 		tbin_t *b = &tc->bins[c];
-		if (b->low > 0 && b->count > 0) {
+		unsigned n = tbin_count(b);
+		if (b->low > 0 && n > 0) {
 			unsigned shift = b->waste_ticks >= 2 ? 0 : 2 - b->waste_ticks;
 			unsigned drop = (b->low + (1u << shift) - 1) >> shift;
-			if (drop > b->count)
-				drop = b->count;
+			if (drop > n)
+				drop = n;
 			if (drop > TCACHE_BATCH_MAX)
 				drop = TCACHE_BATCH_MAX;
-			tcache_flush_bin(tc, c, b->count - drop);
+			tcache_flush_bin(tc, c, n - drop);
 			if (b->waste_ticks < 2)
 				b->waste_ticks++;
-			if (b->max > 1)
-				bin_set_max(tc, c, b->max - b->max / 2);
+			if (tbin_max(b) > 1)
+				bin_set_max(tc, c, tbin_max(b) - tbin_max(b) / 2);
 		} else {
 			b->waste_ticks = 0;
 		}
-		b->low = (uint8_t)(b->count > 255 ? 255 : b->count);
+		n = tbin_count(b);
+		b->low = (uint8_t)(n > 255 ? 255 : n);
 	}
 	atomic_store_explicit(&tc->cached_pub, tcache_cached_bytes(tc), memory_order_relaxed);
 }
@@ -648,9 +651,9 @@ void tcache_atfork_child(void)
 {
 	pthread_mutex_init(&reg_lock, NULL);
 	/* The other threads do not exist in the child: return what their
-	 * caches held and forget them. stack[0..count) is consistent at
-	 * every instant of the fast paths (a push stores the slot before
-	 * the count); a cache caught moving its stacks is skipped. */
+	 * caches held and forget them. Each stack, up to its top, is
+	 * consistent at every instant of the fast paths (a push stores the
+	 * slot before the top); a cache caught moving its stacks is skipped. */
 	tcache_t *self = tcache_self();
 	tcache_t *t = reg_head;
 	reg_head = NULL;

@@ -50,10 +50,10 @@ static void test_refill_is_batched(void **state)
 	tbin_t *b = &tc->bins[cls];
 	assert_int_equal(tc->state, TC_ACTIVE);
 	assert_true(b->batch > 1);
-	assert_int_equal(b->count, b->batch - 1);	/* one refill served batch blocks */
-	unsigned before = b->count;
+	assert_int_equal(tbin_count(b), b->batch - 1);	/* one refill served batch blocks */
+	unsigned before = tbin_count(b);
 	ebb_free(p);
-	assert_int_equal(b->count, before + 1);
+	assert_int_equal(tbin_count(b), before + 1);
 	assert_ptr_equal(ebb_malloc(100), p);		/* LIFO: warm block first */
 	ebb_free(p);
 }
@@ -64,13 +64,13 @@ static void test_bin_bound_and_flush(void **state)
 	tcache_t *tc = tcache_self();
 	unsigned cls = sizeclass_of(64);
 	tbin_t *b = &tc->bins[cls];
-	unsigned n = b->max * 3;
+	unsigned n = tbin_max(b) * 3;
 	void **v = calloc(n, sizeof(void *));
 	for (unsigned i = 0; i < n; i++)
 		v[i] = ebb_malloc(64);
 	for (unsigned i = 0; i < n; i++) {
 		ebb_free(v[i]);
-		assert_true(b->count <= b->max);
+		assert_true(tbin_count(b) <= tbin_max(b));
 	}
 	free(v);
 }
@@ -202,15 +202,15 @@ static void test_bin_grows_on_dry_and_overflow(void **state)
 	unsigned cls = sizeclass_of(200);
 	tbin_t *b = &tc->bins[cls];
 	tcache_flush_bin(tc, cls, 0);
-	uint32_t m0 = b->max;
+	uint32_t m0 = tbin_max(b);
 	tcache_bin_dry(tc, cls);		/* ran dry: double */
-	assert_int_equal(b->max, m0 * 2);
-	assert_int_equal(b->batch, b->max / 2 > 32 ? 32 : b->max / 2);
+	assert_int_equal(tbin_max(b), m0 * 2);
+	assert_int_equal(b->batch, tbin_max(b) / 2 > 32 ? 32 : tbin_max(b) / 2);
 	for (int i = 0; i < 20; i++)
 		tcache_bin_dry(tc, cls);
 	/* capped: limit/8 bytes of one class, at most 256 blocks */
 	size_t cap = (size_t)opt(OPT_tcache_max_bytes) / 8 / sizeclass_size(cls);
-	assert_int_equal(b->max, cap > 256 ? 256 : cap);
+	assert_int_equal(tbin_max(b), cap > 256 ? 256 : cap);
 	assert_true(b->batch <= 32);
 	assert_true(tc->bound_bytes <= (size_t)opt(OPT_tcache_max_bytes));
 }
@@ -229,13 +229,13 @@ static void test_gc_share_doubles_and_max_halves(void **state)
 		v[i] = ebb_malloc(48);
 	for (int i = 0; i < 64; i++)
 		ebb_free(v[i]);
-	assert_true(b->count >= 64);
+	assert_true(tbin_count(b) >= 64);
 	/* drive the GC to this bin's turn three times; the low-water mark
 	 * stays above zero (nothing is allocated from it) */
-	unsigned count0 = b->count, max0 = b->max;
+	unsigned count0 = tbin_count(b), max0 = tbin_max(b);
 	unsigned drops[3], maxes[3];
 	for (int t = 0; t < 4; t++) {
-		unsigned before = b->count;
+		unsigned before = tbin_count(b);
 		for (unsigned k = 0; k <= NCLASS && tc->gc_bin != cls; k++)
 			tcache_gc_tick(tc);	/* 2 bins per tick */
 		if (tc->gc_bin != cls) {
@@ -243,8 +243,8 @@ static void test_gc_share_doubles_and_max_halves(void **state)
 		}
 		tcache_gc_tick(tc);
 		if (t > 0) {
-			drops[t - 1] = before - b->count;
-			maxes[t - 1] = b->max;
+			drops[t - 1] = before - tbin_count(b);
+			maxes[t - 1] = tbin_max(b);
 		}
 	}
 	(void)count0;
@@ -254,7 +254,7 @@ static void test_gc_share_doubles_and_max_halves(void **state)
 	assert_true(drops[1] >= drops[0] || drops[1] == 32);
 	assert_true(maxes[0] < max0);		/* halved */
 	assert_true(maxes[1] <= maxes[0]);
-	assert_true(b->count <= b->max);
+	assert_true(tbin_count(b) <= tbin_max(b));
 }
 
 /* The bins' stacks are packed in class order: growing and shrinking bins
@@ -280,7 +280,7 @@ static void test_relayout_keeps_blocks(void **state)
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		unsigned i = (unsigned)(seed >> 33) % NS;
 		unsigned cls = sizeclass_of(sizes[i]);
-		unsigned m = tc->bins[cls].max;
+		unsigned m = tbin_max(&tc->bins[cls]);
 		if ((seed >> 40) & 1) {
 			tcache_bin_dry(tc, cls);	/* grow: stacks above move up */
 		} else {
@@ -290,8 +290,8 @@ static void test_relayout_keeps_blocks(void **state)
 			tc->gc_bin = cls;
 			tcache_gc_tick(tc);
 		}
-		grew += tc->bins[cls].max > m;
-		shrank += tc->bins[cls].max < m;
+		grew += tbin_max(&tc->bins[cls]) > m;
+		shrank += tbin_max(&tc->bins[cls]) < m;
 		if ((seed >> 41) % 3 == 0) {	/* put blocks back in the bin */
 			void *w[4];
 			for (unsigned k = 0; k < 4; k++)
@@ -306,13 +306,13 @@ static void test_relayout_keeps_blocks(void **state)
 	for (unsigned i = 0; i < NS; i++) {
 		unsigned cls = sizeclass_of(sizes[i]);
 		tbin_t *b = &tc->bins[cls];
-		while (b->count) {
-			void *top = b->stack[b->count - 1];
+		while (tbin_count(b)) {
+			void *top = b->top[-1];
 			char *p = ebb_malloc(sizes[i]);
 			assert_ptr_equal(p, top);
 			memset(p, 0xa5, sizes[i]);
 			ebb_free(p);
-			tcache_flush_bin(tc, cls, b->count - 1);	/* drop it to reach the next */
+			tcache_flush_bin(tc, cls, tbin_count(b) - 1);	/* drop it to reach the next */
 			assert_true(tcache_is_valid(tc));
 		}
 	}
@@ -337,12 +337,12 @@ static void test_refill_does_not_touch_blocks(void **state)
 	/* take blocks until a refill happens on a bin that was empty */
 	void *p = ebb_malloc(sz);
 	assert_non_null(p);
-	unsigned cached = b->count;
+	unsigned cached = tbin_count(b);
 	assert_true(cached >= 2);
 	unsigned untouched = 0, checked = 0;
 	long pg = sysconf(_SC_PAGESIZE);
 	for (unsigned k = 0; k < cached; k++) {
-		char *q = b->stack[k];
+		char *q = tbin_base(b)[k];
 		/* the page of the block's first words (a list would link
 		 * through them), unless the block handed out shares it */
 		uintptr_t first = (uintptr_t)q & ~((uintptr_t)pg - 1);
