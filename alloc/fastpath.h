@@ -2,7 +2,7 @@
  * fastpath.h - the two fast paths, inlined into malloc.c's ebb_* entry
  * points and shim.c's libc names (a call through an alias would cost a jump).
  *
- * malloc: size -> class (a table up to 1 KiB), pop the thread cache's bin
+ * malloc: size -> class (a table of every small size), pop the thread cache's bin
  * (an array of pointers: the block itself is written once, to clear the
  * double-free key, and never read).
  * free: radix map -> chunk, page -> class, check that p is a block start
@@ -20,7 +20,7 @@
 EBB_INLINE void *fast_malloc(size_t size)
 {
 	tcache_t *tc = tcache_self();
-	if (ebb_likely(!tcache_enter_fast(tc) && size <= 1024)) {
+	if (ebb_likely(!tcache_enter_fast(tc) && size <= SMALL_MAX)) {
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;
 		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {

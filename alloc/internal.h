@@ -110,7 +110,10 @@ struct class_info {
 };
 extern struct class_info sizeclass_info[NCLASS + 1];
 extern uint64_t sizeclass_divmagic[NCLASS + 1];	/* copy of .divmagic, 8-byte stride */
-extern uint16_t sizeclass_bin_off[65];		/* sizeclass_small_tab * sizeof(tbin_t) */
+/* (size + 15) >> 4 -> class * sizeof(tbin_t), every small size (<= 32 KiB,
+ * 4 KiB of table): the malloc fast path's one lookup */
+#define SIZECLASS_BIN_OFF_N ((SMALL_MAX >> 4) + 1)
+extern uint16_t sizeclass_bin_off[SIZECLASS_BIN_OFF_N];
 extern const uint8_t sizeclass_small_tab[65];	/* (size + 15) >> 4 -> class, size <= 1024 */
 
 void sizeclass_init(void);

@@ -16,7 +16,7 @@
 
 struct class_info sizeclass_info[NCLASS + 1];
 uint64_t sizeclass_divmagic[NCLASS + 1];
-uint16_t sizeclass_bin_off[65];
+uint16_t sizeclass_bin_off[SIZECLASS_BIN_OFF_N];
 
 /* (size + 15) >> 4 -> class, for size <= 1024: generated to match
  * sizeclass_of_slow (checked by tests/unit/test_sizeclass.c). */
@@ -87,8 +87,10 @@ void sizeclass_init(void)
 		else
 			ci->slab_pages = ci->size / PAGE_SIZE;
 	}
-	for (unsigned i = 0; i < 65; i++)
-		sizeclass_bin_off[i] = (uint16_t)(sizeclass_small_tab[i] * sizeof(tbin_t));
+	for (unsigned i = 0; i < SIZECLASS_BIN_OFF_N; i++) {
+		unsigned cls = i <= 64 ? sizeclass_small_tab[i] : sizeclass_of_slow((size_t)i << 4);
+		sizeclass_bin_off[i] = (uint16_t)(cls * sizeof(tbin_t));
+	}
 	ebb_check(sizeclass_info[NSMALL].size == SMALL_MAX);
 	ebb_check(sizeclass_info[NCLASS].size == LARGE_MAX);
 }

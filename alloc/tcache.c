@@ -13,14 +13,13 @@
  * its max blocks, and the maxima are kept such that all bins together
  * hold at most tcache_max_bytes (see "limits" below).
  *
- * The stacks of one thread are packed in class order into one array (its
- * slot region, mapped at the thread's first allocation and recycled when
- * the thread exits): bin c's stack starts where bin c-1's max ends. A
- * thread touches only sum(max) * 8 bytes of it, about a page for most
- * threads (1000 parked threads would otherwise pin a page per bin each).
- * Changing a bin's max moves the stacks of the classes above it
- * (bin_relayout); maxima change on slow paths only, by doubling or
- * halving, so that is rare.
+ * The stacks of one thread lie in class order in one array (its slot
+ * region, mapped at the thread's first allocation and recycled when the
+ * thread exits), each with room for its max: a thread touches about as
+ * many slots as its bins' largest maxima, a page or so for most threads
+ * (with a fixed 2 KiB per bin, 1000 parked threads would pin a page or
+ * more per bin each). A bin that outgrows its room moves the stacks above
+ * it (bin_make_room): at most a few times per class in a thread's life.
  *
  * Blocks in a cache may belong to any arena of the thread's node; a flush
  * groups them by owning arena and hands each group back under that
@@ -170,29 +169,33 @@ static void bin_limits_clear(tcache_t *tc)
 	tc->bound_bytes = 0;
 }
 
-/* Move the stacks of the classes above cls by delta slots (bin cls's max
- * changes by delta). Owner only, inside its gate. Upward moves go from the
- * top class down, downward ones from cls + 1 up, so no stack overwrites
- * one not yet moved. */
-static void bin_move(tbin_t *b, int delta)
+/* A bin's capacity is the room up to the next bin's stack (the region's
+ * end for the last one): at least its max. Capacities only grow, to the
+ * next power of two of a max that no longer fits (at most the bin's cap,
+ * so they always fit the region); a bin whose max shrinks keeps its room,
+ * so a max that comes and goes (GC halving, dry doubling) moves nothing
+ * after the first time. The stacks move at most log2(256) times per class
+ * in a thread's life, and a thread touches sum(highest max) slots. */
+static unsigned bin_capacity(const tcache_t *tc, unsigned cls)
 {
-	void **base = tbin_base(b);
-	unsigned n = tbin_count(b), max = tbin_max(b);
-	if (n)
-		memmove(base + delta, base, n * sizeof(void *));
-	tbin_place(b, base + delta, n, max);
+	void **end = cls < NCLASS ? tbin_base(&tc->bins[cls + 1]) : tc->slots + slot_region_slots;
+	return (unsigned)(end - tbin_base(&tc->bins[cls]));
 }
 
-static void bin_relayout(tcache_t *tc, unsigned cls, int delta)
+/* Move the stacks of the classes above cls up by delta slots. Owner only,
+ * inside its gate (or the reclaim thread during a steal). From the top
+ * class down, so no stack overwrites one not yet moved. */
+static void bin_make_room(tcache_t *tc, unsigned cls, unsigned delta)
 {
 	atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 	ebb_compiler_barrier();
-	if (delta > 0) {
-		for (unsigned c = NCLASS; c > cls; c--)
-			bin_move(&tc->bins[c], delta);
-	} else {
-		for (unsigned c = cls + 1; c <= NCLASS; c++)
-			bin_move(&tc->bins[c], delta);
+	for (unsigned c = NCLASS; c > cls; c--) {
+		tbin_t *b = &tc->bins[c];
+		void **base = tbin_base(b);
+		unsigned n = tbin_count(b), max = tbin_max(b);
+		if (n)
+			memmove(base + delta, base, n * sizeof(void *));
+		tbin_place(b, base + delta, n, max);
 	}
 	ebb_compiler_barrier();
 	atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
@@ -212,7 +215,16 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 	else
 		atomic_fetch_sub_explicit(&bound_total, (old - max) * size, memory_order_relaxed);
 	tc->bound_bytes = tc->bound_bytes - old * size + max * size;
-	bin_relayout(tc, cls, (int)max - (int)old);
+	unsigned room = bin_capacity(tc, cls);
+	if (max > room) {
+		unsigned want = 1;
+		while (want < max)
+			want <<= 1;
+		unsigned cap = bin_cap(cls, (size_t)opt(OPT_tcache_max_bytes));
+		if (want > cap)
+			want = cap;	/* >= max: max never exceeds the cap */
+		bin_make_room(tc, cls, want - room);
+	}
 	tbin_place(b, tbin_base(b), tbin_count(b), max);
 	b->batch = (uint16_t)batch_of(max);
 }
@@ -399,8 +411,8 @@ void tcache_return_blocks(void **blocks, unsigned n)
 
 _Atomic uint64_t tcache_flush_count;
 
-/* Invariant walker: the stacks are packed in class order within the slot
- * region; each holds count <= max distinct blocks, each a block start of a
+/* Invariant walker: the stacks lie in class order within the slot region,
+ * none overlapping the next; each holds count <= max distinct blocks, each a block start of a
  * live run of the bin's class; cached bytes within the bound. */
 int tcache_is_valid(const tcache_t *tc)
 {
@@ -414,10 +426,10 @@ int tcache_is_valid(const tcache_t *tc)
 		unsigned n = tbin_count(b), max = tbin_max(b);
 		void **base = tbin_base(b);
 		bound += (size_t)max * sizeclass_info[c].size;
-		/* the stacks are packed in class order */
-		if (base != tc->slots + used || n > max)
+		/* the stacks lie in class order, each within its room */
+		if (base < tc->slots + used || n > max)
 			return 0;
-		used += max;
+		used = (size_t)(base - tc->slots) + max;
 		for (unsigned i = 0; i < n; i++) {
 			void *p = base[i];
 			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))

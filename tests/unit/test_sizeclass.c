@@ -22,6 +22,18 @@ static void test_table_matches_formula(void **state)
 		assert_int_equal(sizeclass_of(s), sizeclass_of_slow(s));
 }
 
+/* The fast path's lookup (every small size) names the bin of the class
+ * that serves the size. */
+static void test_fast_table_matches_classes(void **state)
+{
+	(void)state;
+	for (size_t sz = 0; sz <= SMALL_MAX; sz++) {
+		unsigned off = sizeclass_bin_off[(sz + 15) >> 4];
+		assert_int_equal(off % sizeof(tbin_t), 0);
+		assert_int_equal(off / sizeof(tbin_t), sizeclass_of(sz));
+	}
+}
+
 static void test_smallest_fitting_class(void **state)
 {
 	(void)state;
@@ -86,6 +98,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_matches_formula),
+		cmocka_unit_test(test_fast_table_matches_classes),
 		cmocka_unit_test(test_smallest_fitting_class),
 		cmocka_unit_test(test_waste_bound),
 		cmocka_unit_test(test_class_sizes_aligned),
