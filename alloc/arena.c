@@ -278,6 +278,10 @@ int arena_init(arena_t *a, unsigned node, unsigned index)
 	arena_lock_init(a);
 	a->node = node;
 	a->index = index;
+	for (unsigned c = 1; c <= NSMALL; c++) {
+		size_t k = XFER_BYTES / sizeclass_info[c].size;
+		a->xfer[c].cap = (uint16_t)(k < XFER_SLOTS ? k : XFER_SLOTS);
+	}
 	return 0;
 }
 
@@ -377,6 +381,15 @@ unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
 	arena_remote_drain_locked(a, &now);
+	struct xfer *x = &a->xfer[cls];
+	if (x->n) {	/* the newest flushed blocks first: the warmest */
+		unsigned k = x->n < n ? x->n : n;
+		x->n = (uint16_t)(x->n - k);
+		memcpy(out, x->blk + x->n, k * sizeof(void *));
+		x->used = 1;
+		a->xfer_bytes -= (uint64_t)k * ci->size;
+		got = k;
+	}
 	while (got < n) {
 		run_t *r = a->partial[cls];
 		if (!r && !(r = slab_new(a, cls)))
@@ -539,6 +552,13 @@ void arena_check_block(const void *p, const char *fn)
 			pthread_mutex_unlock(&a->lock);
 			ebb_fatal_ptr(fn, "double free", p);
 		}
+		/* freed already, and waiting in the transfer cache */
+		const struct xfer *x = &a->xfer[r->cls];
+		for (unsigned i = 0; i < x->n; i++)
+			if (x->blk[i] == p) {
+				pthread_mutex_unlock(&a->lock);
+				ebb_fatal_ptr(fn, "double free", p);
+			}
 	}
 	pthread_mutex_unlock(&a->lock);
 }
@@ -582,6 +602,28 @@ static int dalloc_one_locked(arena_t *a, void *p, uint64_t now)
 	return 0;
 }
 
+/* A freed small block goes to its class's transfer cache while that has
+ * room: a later refill takes it back without either side touching the
+ * slab (a producer/consumer pair then trades pointers, not bitmap bits).
+ * Returns 1 if p was kept there. The checks are free's own (a block start
+ * of a small class in a live slab page); what they cannot see, the walker
+ * and arena_check_block do. */
+static int xfer_put_locked(arena_t *a, void *p)
+{
+	chunk_t *c = chunk_of(p);
+	size_t pg = chunk_page_of(c, p);
+	unsigned cls = c->page_cls[pg];
+	if (!cls || cls > NSMALL || a->xfer[cls].n >= a->xfer[cls].cap || pg < c->hdr_pages ||
+	    !sizeclass_is_multiple_cls(cls, ((uintptr_t)p & CHUNK_MASK) - c->page_off[pg]))
+		return 0;
+	struct xfer *x = &a->xfer[cls];
+	x->blk[x->n++] = p;
+	x->used = 1;
+	a->alloc_bytes -= sizeclass_info[cls].size;
+	a->xfer_bytes += sizeclass_info[cls].size;
+	return 1;
+}
+
 /* Blocks pushed by threads that found the lock taken (arena_dalloc_batch):
  * whoever holds the lock next returns them all (allocation, purging, and
  * stats, so that figures read after freeing everything are exact). */
@@ -595,7 +637,8 @@ int arena_remote_drain_locked(arena_t *a, uint64_t *now)
 		*now = os_now_ns();
 	while (p) {
 		void **next = p[0];
-		released |= dalloc_one_locked(a, p, *now);
+		if (!xfer_put_locked(a, p))
+			released |= dalloc_one_locked(a, p, *now);
 		p = next;
 	}
 	return released;
@@ -619,15 +662,45 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 							       memory_order_release, memory_order_relaxed));
 		return;
 	}
-	uint64_t now = os_now_ns();
+	uint64_t now = 0;
 	int released = arena_remote_drain_locked(a, &now);
-	for (unsigned i = 0; i < n; i++)
-		released |= dalloc_one_locked(a, blocks[i], now);
+	for (unsigned i = 0; i < n; i++) {
+		/* a small block goes to its class's transfer cache while it
+		 * has room: a later refill takes it back without either side
+		 * touching the slab (a producer/consumer pair then trades
+		 * pointers, not bitmap bits) */
+		void *p = blocks[i];
+		if (xfer_put_locked(a, p))
+			continue;
+		if (!now)
+			now = os_now_ns();
+		released |= dalloc_one_locked(a, p, now);
+	}
 	size_t dirty = a->dirty_pages;
 	pthread_mutex_unlock(&a->lock);
 	if (released)
 		reclaim_notify(dirty * PAGE_SIZE,
 			       atomic_load_explicit(&active_total_pages, memory_order_relaxed) * PAGE_SIZE);
+}
+
+int arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now)
+{
+	int released = 0;
+	if (!a->xfer_bytes)
+		return 0;
+	for (unsigned c = 1; c <= NSMALL; c++) {
+		struct xfer *x = &a->xfer[c];
+		if (x->n && !(unused_only && x->used)) {
+			unsigned n = x->n;
+			x->n = 0;
+			a->xfer_bytes -= (uint64_t)n * sizeclass_info[c].size;
+			a->alloc_bytes += (uint64_t)n * sizeclass_info[c].size;	/* dalloc takes it off */
+			for (unsigned i = 0; i < n; i++)
+				released |= dalloc_one_locked(a, x->blk[i], now);
+		}
+		x->used = 0;
+	}
+	return released;
 }
 
 /* ---- reclaim hand-off ------------------------------------------------------------ */
@@ -724,6 +797,9 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	uint64_t drained_ns = 0;
 	pthread_mutex_lock(&a->lock);
 	arena_remote_drain_locked(a, &drained_ns);	/* what they free may be purgeable */
+	/* transfer caches: classes idle since the last pass go back to their
+	 * slabs (which may then empty and be purged); everything if forced */
+	arena_xfer_drain_locked(a, !force, now_ns);
 	run_t *r = a->dirty_head;
 	while (r && n < max) {
 		run_t *next = r->age_next;
@@ -828,6 +904,7 @@ void arena_release_empty(arena_t *a)
 {
 	chunk_t *empty = NULL;
 	pthread_mutex_lock(&a->lock);
+	arena_xfer_drain_locked(a, 0, os_now_ns());
 	for (chunk_t **pp = &a->chunks; *pp;) {
 		chunk_t *c = *pp;
 		if (chunk_is_empty(c)) {
@@ -932,6 +1009,33 @@ int arena_is_valid(arena_t *a)
 	if (ok)
 		ok = dirty == a->dirty_pages && aged == dirty && active == a->active_pages &&
 		     purging == a->purging_pages;
+	/* transfer caches: distinct block starts of their class, marked in
+	 * use in their slabs, of this arena; bytes add up */
+	uint64_t xb = 0;
+	for (unsigned cls = 1; cls <= NSMALL && ok; cls++) {
+		const struct xfer *x = &a->xfer[cls];
+		ok = x->n <= x->cap && x->cap <= XFER_SLOTS;
+		xb += (uint64_t)x->n * sizeclass_info[cls].size;
+		for (unsigned i = 0; i < x->n && ok; i++) {
+			void *p = x->blk[i];
+			chunk_t *c = chunk_of(p);
+			size_t pg = chunk_page_of(c, p);
+			if (rtree_get(p) != ((uintptr_t)c | 1) || c->arena != a || pg < c->hdr_pages ||
+			    c->page_cls[pg] != cls) {
+				ok = 0;
+				break;
+			}
+			run_t *r = &c->runs[c->page_run[pg]];
+			size_t off = (uintptr_t)p - (uintptr_t)chunk_page_addr(c, run_page(r));
+			size_t idx = off / sizeclass_info[cls].size;
+			if (r->kind != RUN_SLAB || idx * sizeclass_info[cls].size != off ||
+			    !(slab_bits(c, run_page(r))[idx / 64] & (1ull << (idx % 64))))
+				ok = 0;
+			for (unsigned j = 0; j < i && ok; j++)
+				ok = x->blk[j] != p;
+		}
+	}
+	ok = ok && xb == a->xfer_bytes;
 	pthread_mutex_unlock(&a->lock);
 	return ok;
 }

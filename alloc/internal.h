@@ -258,6 +258,18 @@ extern _Atomic size_t huge_live_bytes, huge_live_count, huge_mapped_bytes;
 /* ---- arenas (arena.c) ------------------------------------------------------ */
 #define NPBINS 72	/* free-run size bins (pages) */
 
+/* An arena's transfer cache for one small class: blocks thread caches
+ * flushed, handed to the next refill as they are (pointers copied, no
+ * slab bitmap touched). Their slab bits stay set; alloc_bytes does not
+ * count them. Under the arena's lock. */
+#define XFER_SLOTS	256
+#define XFER_BYTES	((size_t)128 << 10)	/* at most this much per class */
+struct xfer {
+	uint16_t n, cap;	/* cap: min(XFER_SLOTS, XFER_BYTES / size) */
+	uint8_t  used;		/* put or taken since the reclaim pass last looked */
+	void    *blk[XFER_SLOTS];
+};
+
 struct arena {
 	pthread_mutex_t lock;
 	unsigned node, index;		/* index: global, 0.. */
@@ -274,6 +286,8 @@ struct arena {
 	uint64_t remote_frees;
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
+	uint64_t xfer_bytes;		/* in the transfer caches */
+	struct xfer xfer[NSMALL + 1];
 };
 
 extern arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
@@ -300,6 +314,10 @@ void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
 			  int purged);
 int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
 void     arena_release_empty(arena_t *a);	/* unmap wholly free chunks */
+/* Return the transfer caches' blocks to their slabs: all, or (unused_only)
+ * those of classes nobody put or took since the last call. Caller holds
+ * a->lock. Returns 1 if a run was released. */
+int      arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now);
 /* Return the blocks other threads pushed while the lock was taken (caller
  * holds a->lock). Returns 1 if a run was released. */
 int      arena_remote_drain_locked(arena_t *a, uint64_t *now_ns);
@@ -334,19 +352,17 @@ EBB_INLINE unsigned tbin_max(const tbin_t *b)
 {
 	return (uint16_t)(b->lo_full - b->lo_empty) / sizeof(void *);
 }
+/* (no arithmetic on a null top: a bin without a stack is empty and full) */
 EBB_INLINE void **tbin_base(const tbin_t *b)
 {
-	return b->top - tbin_count(b);
+	unsigned n = tbin_count(b);
+	return n ? b->top - n : b->top;
 }
 EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
 {
-	b->top = base + count;
+	b->top = count ? base + count : base;
 	b->lo_empty = TBIN_LO(base);
-	b->lo_full = TBIN_LO(base + max);
-}
-EBB_INLINE void tbin_set_count(tbin_t *b, unsigned n)
-{
-	b->top = tbin_base(b) + n;
+	b->lo_full = (uint16_t)(TBIN_LO(base) + max * sizeof(void *));
 }
 
 typedef struct tcache tcache_t;
@@ -360,7 +376,8 @@ struct tcache {
 	uint64_t last_budget_scan;	/* slow_events at the last budget_reclaim */
 	_Atomic uint64_t cached_pub;	/* cached bytes, published on slow paths for stats */
 	uint32_t gc_bin;	/* next bin the incremental GC looks at */
-	_Atomic uint64_t last_active_ns;
+	_Atomic uint64_t activity;	/* slow paths taken: the owner bumps it, the idle scan watches it */
+	uint64_t seen_activity, seen_ns;	/* idle scan's: activity when it last changed, and when (registry lock) */
 	uint32_t gate;			/* owner's nesting count | GATE_STEAL */
 	uint32_t node_tag;		/* node + 1 while ACTIVE, else NODE_TAG_NONE (vs chunk_map) */
 	uintptr_t key;			/* == tcache_key, next to the bins */

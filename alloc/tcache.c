@@ -360,7 +360,8 @@ int tcache_init(tcache_t *tc)
 		return -1;
 	}
 	bin_limits(tc);
-	atomic_store_explicit(&tc->last_active_ns, os_now_ns(), memory_order_relaxed);
+	tc->seen_activity = atomic_load_explicit(&tc->activity, memory_order_relaxed);
+	tc->seen_ns = os_now_ns();
 	/* pthread_setspecific may allocate for high key numbers; we are BUSY,
 	 * so such a call is served by the arenas directly. */
 	if (tc_key_ok != 1 || pthread_setspecific(tc_key, tc) != 0) {
@@ -621,8 +622,13 @@ void tcache_idle_scan(uint64_t now_ns)
 	pthread_mutex_lock(&reg_lock);
 	for (tcache_t *t = reg_head; t; t = t->reg_next) {
 		t->scan_mark = 0;
-		uint64_t last = atomic_load_explicit(&t->last_active_ns, memory_order_relaxed);
-		if (t == tcache_self() || now_ns - last < idle_ns ||
+		uint64_t act = atomic_load_explicit(&t->activity, memory_order_relaxed);
+		if (act != t->seen_activity) {	/* busy since the last scan */
+			t->seen_activity = act;
+			t->seen_ns = now_ns;
+			continue;
+		}
+		if (t == tcache_self() || now_ns - t->seen_ns < idle_ns ||
 		    atomic_load_explicit(&t->idle_flushed, memory_order_relaxed))
 			continue;
 		atomic_store_explicit(&t->steal_active, 1, memory_order_seq_cst);

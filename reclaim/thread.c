@@ -183,7 +183,10 @@ static void *reclaim_main(void *arg)
 		}
 		if (opt_stats_file[0] && sleep_ns > 100000000ull)
 			sleep_ns = 100000000ull;
-		uint64_t idle_flush = (uint64_t)opt(OPT_tcache_idle_ms) * 1000000ull / 2;
+		/* the idle scan sees a cache's activity stop at its first look
+		 * after, and flushes idle_ms after that: looking every
+		 * idle_ms / 4 flushes within 1.5 x idle_ms */
+		uint64_t idle_flush = (uint64_t)opt(OPT_tcache_idle_ms) * 1000000ull / 4;
 		if (idle_flush && sleep_ns > idle_flush)
 			sleep_ns = idle_flush;
 		if (atomic_load_explicit(&trim_req, memory_order_acquire) ==

@@ -161,7 +161,16 @@ static void park_run(int hold_in_use, int expect_flushed)
 	/* enable the scan: idle for 1 ms, and make the cache look old */
 	int64_t one = 1;
 	atomic_store(&opt_values[OPT_tcache_idle_ms], one);
-	atomic_store(&parked_tc->last_active_ns, 0);
+	/* busy since the last look (its activity count moved): not idle,
+	 * however old the last look */
+	parked_tc->seen_activity = atomic_load(&parked_tc->activity) - 1;
+	parked_tc->seen_ns = 0;
+	size_t cached = tcache_cached_bytes(parked_tc);
+	tcache_idle_scan(os_now_ns_test());
+	assert_int_equal(tcache_cached_bytes(parked_tc), cached);
+	assert_int_equal(parked_tc->seen_activity, atomic_load(&parked_tc->activity));
+	/* no activity since a look longer than idle_ms ago: idle */
+	parked_tc->seen_ns = 0;
 	tcache_idle_scan(os_now_ns_test());
 	atomic_store(&opt_values[OPT_tcache_idle_ms], (int64_t)0);
 	if (expect_flushed) {
