@@ -799,7 +799,10 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	arena_remote_drain_locked(a, &drained_ns);	/* what they free may be purgeable */
 	/* transfer caches: classes idle since the last pass go back to their
 	 * slabs (which may then empty and be purged); everything if forced */
-	arena_xfer_drain_locked(a, !force, now_ns);
+	if (force || a->xfer_pass_ns != now_ns) {	/* once per pass: it clears the marks */
+		a->xfer_pass_ns = now_ns;
+		arena_xfer_drain_locked(a, !force, now_ns);
+	}
 	run_t *r = a->dirty_head;
 	while (r && n < max) {
 		run_t *next = r->age_next;

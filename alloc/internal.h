@@ -286,7 +286,8 @@ struct arena {
 	uint64_t remote_frees;
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
-	uint64_t xfer_bytes;		/* in the transfer caches */
+	uint64_t xfer_bytes;		/* in the transfer caches (free: not in alloc_bytes) */
+	uint64_t xfer_pass_ns;		/* the reclaim pass that last drained them */
 	struct xfer xfer[NSMALL + 1];
 };
 

@@ -15,7 +15,7 @@
 #include "reclaim.h"
 
 struct arena_figures {
-	uint64_t allocated, active, dirty, purging, purged, chunks, remote_frees;
+	uint64_t allocated, active, dirty, purging, purged, chunks, remote_frees, xfer;
 	unsigned threads;
 };
 
@@ -32,6 +32,7 @@ static void arena_figures_read(arena_t *a, struct arena_figures *f)
 	f->purged = a->purged_bytes;
 	f->chunks = a->nchunks;
 	f->remote_frees = a->remote_frees;
+	f->xfer = a->xfer_bytes;
 	pthread_mutex_unlock(&a->lock);
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
 }
@@ -155,9 +156,9 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 			struct arena_figures f = figs[i];
 			OUT(&o, "%s{\"arena\":%u,\"node\":%u,\"threads\":%u,\"allocated_bytes\":%llu,"
 				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
-				"\"purged_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu}",
+				"\"purged_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,\"xfer_bytes\":%llu}",
 			    i ? "," : "", i, arenas[i]->node, f.threads, U(f.allocated), U(f.active),
-			    U(f.dirty), U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees));
+			    U(f.dirty), U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees), U(f.xfer));
 		}
 		uint64_t bb[3], bs[3];
 		backend_stats_by(bb, bs);
@@ -182,9 +183,9 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		}
 		for (unsigned i = 0; i < narenas; i++) {
 			struct arena_figures f = figs[i];
-			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu\n",
+			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu\n",
 			    i, arenas[i]->node, f.threads, U(f.allocated), U(f.active), U(f.dirty),
-			    U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees));
+			    U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees), U(f.xfer));
 		}
 		uint64_t bb[3], bs[3];
 		backend_stats_by(bb, bs);

@@ -218,8 +218,16 @@ int main(int argc, char **argv)
 	HARD_CHECK(handed > 0 && freed_remote == handed, "handed %llu blocks, %llu freed remotely",
 		   (unsigned long long)handed, (unsigned long long)freed_remote);
 	HARD_CHECK(naps > 0, "the napper never napped");
+	/* freed blocks may wait in the arenas' transfer caches (not
+	 * allocated, but their slabs still active) until a reclaim pass or
+	 * a trim returns them to their slabs */
+	HARD_CHECK(st.allocated_bytes == 0 && st.tcache_bytes == 0,
+		   "blocks lost: every block was freed and every thread cache flushed, yet allocated %llu, "
+		   "cached %llu bytes", (unsigned long long)st.allocated_bytes, (unsigned long long)st.tcache_bytes);
+	HARD_CHECK(ebb_malloc_trim(0) >= 0, "trim");
+	HARD_CHECK(ebb_stats(&st) == 0, "ebb_stats");
 	HARD_CHECK(st.allocated_bytes == 0 && st.active_bytes == 0 && st.tcache_bytes == 0,
-		   "blocks lost: every block was freed and every cache flushed, yet allocated %llu, "
+		   "blocks lost: every block was freed, every cache flushed and trimmed, yet allocated %llu, "
 		   "active %llu, cached %llu bytes", (unsigned long long)st.allocated_bytes,
 		   (unsigned long long)st.active_bytes, (unsigned long long)st.tcache_bytes);
 	printf("xthread: %llu remote frees, %llu naps, %llu tcache flushes, threads %llu: ok\n",

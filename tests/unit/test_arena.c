@@ -288,6 +288,64 @@ static void test_walker_catches_corruption(void **state)
 	assert_true(arena_is_valid(A));
 }
 
+/* The transfer cache: freed small blocks are kept as pointers (their slab
+ * bits stay set, alloc_bytes drops), handed back newest first by the next
+ * refill, and returned to their slabs by a drain: a class in use survives
+ * one unused-only drain (it clears the marks), not two. */
+static void test_transfer_cache(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(96);
+	struct xfer *x = &A->xfer[cls];
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 0, test_now());
+	pthread_mutex_unlock(&A->lock);
+	assert_int_equal(x->n, 0);
+	enum { N = 40 };
+	void *b[N], *again[N];
+	assert_int_equal(arena_alloc_small(A, cls, b, N), N);
+	uint64_t bytes = A->alloc_bytes;
+	arena_dalloc_batch(A, b, N);
+	assert_int_equal(x->n, N);
+	assert_int_equal(A->alloc_bytes, bytes - (uint64_t)N * 96);
+	assert_int_equal(A->xfer_bytes, (uint64_t)N * 96);
+	assert_true(arena_is_valid(A));
+	/* a refill takes them back, newest first */
+	assert_int_equal(arena_alloc_small(A, cls, again, 10), 10);
+	for (unsigned i = 0; i < 10; i++)
+		assert_ptr_equal(again[i], b[N - 10 + i]);
+	assert_int_equal(x->n, N - 10);
+	assert_true(arena_is_valid(A));
+	/* used since the last look: kept once, then drained */
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 1, test_now());
+	assert_int_equal(x->n, N - 10);
+	arena_xfer_drain_locked(A, 1, test_now());
+	assert_int_equal(x->n, 0);
+	assert_int_equal(A->xfer_bytes, 0);
+	pthread_mutex_unlock(&A->lock);
+	assert_true(arena_is_valid(A));
+	/* drained: back in their slabs, still not counted as allocated */
+	assert_int_equal(A->alloc_bytes, bytes - (uint64_t)(N - 10) * 96);
+	arena_dalloc_batch(A, again, 10);
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 0, test_now());
+	pthread_mutex_unlock(&A->lock);
+	assert_int_equal(A->alloc_bytes, bytes - (uint64_t)N * 96);
+	assert_true(arena_is_valid(A));
+	/* the cap bounds it: a batch beyond goes to the slabs */
+	unsigned cap = x->cap, n = cap + 20;
+	void **v = calloc(n, sizeof(void *));
+	assert_int_equal(arena_alloc_small(A, cls, v, n), n);
+	arena_dalloc_batch(A, v, n);
+	assert_int_equal(x->n, cap);
+	assert_true(arena_is_valid(A));
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 0, test_now());
+	pthread_mutex_unlock(&A->lock);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_slab_pages_purged),
 		cmocka_unit_test(test_large_grows_in_place),
 		cmocka_unit_test(test_walker_catches_corruption),
+		cmocka_unit_test(test_transfer_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
