@@ -136,6 +136,10 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
 	return (uint32_t)(cap > 256 ? 256 : cap);
 }
 
+/* With tcache_adaptive off, every small bin holds up to this many blocks
+ * (bounded by its cap and the thread's bytes), and never changes. */
+#define FIXED_MAX 64
+
 static void bin_limits(tcache_t *tc)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
@@ -146,6 +150,8 @@ static void bin_limits(tcache_t *tc)
 		size_t size = sizeclass_info[c].size;
 		uint32_t cap = c ? bin_cap(c, limit) : 0;
 		uint32_t max = c == 0 || c > NSMALL ? 0 : size <= 1024 ? 8 : size <= 8192 ? 2 : 1;
+		if (!opt(OPT_tcache_adaptive) && c && c <= NSMALL)
+			max = FIXED_MAX;	/* a classic fixed-size cache */
 		if (max > cap)
 			max = cap;
 		if (tc->bound_bytes + max * size > limit)
@@ -264,6 +270,8 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	size_t size = sizeclass_info[cls].size;
 	uint32_t cap = bin_cap(cls, limit);
 	b->waste_ticks = 0;
+	if (!opt(OPT_tcache_adaptive))
+		return;
 	uint32_t max = tbin_max(b);
 	if (max >= cap)
 		return;
@@ -516,7 +524,7 @@ void tcache_gc_tick(tcache_t *tc)
 			continue;
 		tbin_t *b = &tc->bins[c];
 		unsigned n = tbin_count(b);
-		if (b->low > 0 && n > 0) {
+		if (b->low > 0 && n > 0 && opt(OPT_tcache_adaptive)) {
 			unsigned shift = b->waste_ticks >= 2 ? 0 : 2 - b->waste_ticks;
 			unsigned drop = (b->low + (1u << shift) - 1) >> shift;
 			if (drop > n)

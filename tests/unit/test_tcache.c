@@ -370,6 +370,36 @@ static void test_refill_does_not_touch_blocks(void **state)
 	ebb_free(p);
 }
 
+/* tcache_adaptive off (a benchmark's baseline): bins neither grow when
+ * dry nor shrink when wasteful. */
+static void test_fixed_bins_do_not_adapt(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(80);
+	tbin_t *b = &tc->bins[cls];
+	atomic_store(&opt_values[OPT_tcache_adaptive], (int64_t)0);
+	unsigned m = tbin_max(b);
+	tcache_bin_dry(tc, cls);
+	assert_int_equal(tbin_max(b), m);
+	void *v[8];
+	for (int i = 0; i < 8; i++)
+		v[i] = ebb_malloc(80);
+	for (int i = 0; i < 8; i++)
+		ebb_free(v[i]);
+	unsigned n = tbin_count(b);
+	for (int t = 0; t < 3; t++) {
+		tc->gc_bin = cls;
+		tcache_gc_tick(tc);
+	}
+	assert_int_equal(tbin_max(b), m);
+	assert_int_equal(tbin_count(b), n);
+	atomic_store(&opt_values[OPT_tcache_adaptive], (int64_t)1);
+	tcache_bin_dry(tc, cls);
+	assert_true(tbin_max(b) > m || m >= 256);
+	assert_true(tcache_is_valid(tc));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_gc_share_doubles_and_max_halves),
 		cmocka_unit_test(test_relayout_keeps_blocks),
 		cmocka_unit_test(test_refill_does_not_touch_blocks),
+		cmocka_unit_test(test_fixed_bins_do_not_adapt),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
