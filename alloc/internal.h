@@ -15,17 +15,20 @@
  *            NSMALL+1..NCLASS large (page run) classes up to 2 MiB. Larger
  *            requests are huge: a mapping of their own.
  *   arena    per-NUMA-node allocator state behind one mutex: chunks, free
- *            runs by size, partial slabs by class, the dirty list by age.
- *   tcache   per-thread cache: a stack of free blocks per class. The
- *            fast paths touch only the tcache.
+ *            runs by size, partial slabs by class, the dirty list by age,
+ *            and a transfer cache (xfer) per small class: pointers to
+ *            blocks flushed by thread caches, for the next refill.
+ *   tcache   per-thread cache: a stack (an array of pointers) of free
+ *            blocks per class. The fast paths touch only the tcache.
  *   dirty    free pages that may still be resident. The reclaim thread
  *            purges them (PURGING) and they become CLEAN.
  *
  * Flow of memory: os -> chunk (reserve an aligned chunk, bind it to a node)
  * -> arena (carve runs and slabs) -> refill -> tcache -> malloc.c. On free:
  * malloc.c pushes onto the tcache (or, for a block of another node, hands
- * it straight back to its arena) -> tcache flush -> arena (a slab or run
- * that becomes empty is a DIRTY run, on the arena's age-ordered dirty list)
+ * it straight back to its arena) -> tcache flush -> arena (the class's
+ * transfer cache while it has room, else the block's slab or run; a slab
+ * or run that becomes empty is a DIRTY run, on the age-ordered dirty list)
  * -> reclaim/thread.c takes the oldest dirty runs in batches (PURGING) ->
  * reclaim/backend*.c -> kernel -> arena (CLEAN, coalesced).
  *
