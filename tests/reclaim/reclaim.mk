@@ -5,7 +5,7 @@
 # build/libebbmalloc-ebb.a. Scripts: tests/reclaim/*.sh (lib.sh sets the
 # paths). Whole suite: about 2-3 minutes on 2 cores.
 RECLAIM_DIR     := $(BUILD)/tests/reclaim
-RECLAIM_PRELOAD_PROGS := inv2_churn trim_rss decay fork_busy idle_canary parked stats_check
+RECLAIM_PRELOAD_PROGS := inv2_churn trim_rss decay fork_busy idle_canary parked stats_check dirty_cap
 RECLAIM_BINS    := $(addprefix $(RECLAIM_DIR)/,$(RECLAIM_PRELOAD_PROGS)) $(RECLAIM_DIR)/numa_fake \
 	$(RECLAIM_DIR)/TrimNative.class
 # Programs that use the malloc API under LD_PRELOAD: no sanitizer (it cannot
@@ -67,6 +67,8 @@ test-reclaim: $(RECLAIM_BINS) $(RECLAIM_DEPS_OK) $(LIB_SO)
 		"tests/reclaim/jcmd_trim.sh" \
 		"tests/reclaim/decay.sh default" \
 		"tests/reclaim/decay.sh off" \
+		"tests/reclaim/dirty_cap.sh default" \
+		"tests/reclaim/dirty_cap.sh off" \
 		"tests/reclaim/fork_busy.sh auto" \
 		"tests/reclaim/fork_busy.sh uring" \
 		"tests/reclaim/idle_canary.sh" \
