@@ -190,8 +190,8 @@ static void huge_desc_put(huge_t *h)
  * cached mapping is reused for a request of at least 3/4 of its size; the
  * reclaim thread unmaps what is older than decay_ms (so munmap runs on it,
  * not on the application's threads), and malloc_trim unmaps everything.
- * Cached mappings are not in the radix map: a free of one is reported as
- * an invalid pointer.
+ * Cached mappings are not in the radix map; a second free of one is found
+ * here (huge_cache_holds) and reported as a double free.
  */
 #define HUGE_CACHE_SLOTS 16
 static struct {
@@ -223,6 +223,20 @@ static huge_t *huge_cache_take(size_t map, size_t align)
 	}
 	pthread_mutex_unlock(&huge_lock);
 	return best;
+}
+
+/* 1 if p is the address of a freed huge block waiting in the cache: a
+ * second free of it is a double free, not a pointer we never returned. */
+int huge_cache_holds(const void *p)
+{
+	int found = 0;
+	if (!atomic_load_explicit(&huge_cache_count, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&huge_lock);
+	for (int i = 0; i < HUGE_CACHE_SLOTS && !found; i++)
+		found = huge_cache[i].h && huge_cache[i].h->addr == p;
+	pthread_mutex_unlock(&huge_lock);
+	return found;
 }
 
 /* 1 if h was cached (and now belongs to the cache), 0 if the caller must

@@ -252,6 +252,7 @@ void    *base_alloc(size_t bytes);		/* metadata: zeroed, never freed */
 huge_t  *huge_alloc(size_t size, size_t align, int *zeroed);	/* *zeroed: fresh zero pages */
 size_t   huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force);
 void     huge_free(huge_t *h);
+int      huge_cache_holds(const void *p);	/* freed, waiting in the huge cache */
 huge_t  *huge_realloc(huge_t *h, size_t size);	/* NULL: could not (h intact) */
 void     chunk_atfork_prepare(void);
 void     chunk_atfork_parent(void);

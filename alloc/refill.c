@@ -318,7 +318,7 @@ static void free_slow(tcache_t *tc, void *p)
 		return;
 	uintptr_t e = rtree_get(p);
 	if (e == 0)
-		ebb_fatal_ptr("free", "invalid pointer", p);
+		ebb_fatal_ptr("free", huge_cache_holds(p) ? "double free" : "invalid pointer", p);
 	if (!(e & 1)) {
 		huge_t *h = (huge_t *)e;
 		if (h->addr != p)
@@ -392,7 +392,7 @@ static size_t usable_checked(const void *p, const char *fn, huge_t **hp)
 	uintptr_t e = rtree_get(p);
 	*hp = NULL;
 	if (e == 0)
-		ebb_fatal_ptr(fn, "invalid pointer", p);
+		ebb_fatal_ptr(fn, huge_cache_holds(p) ? "use after free" : "invalid pointer", p);
 	if (!(e & 1)) {
 		huge_t *h = (huge_t *)e;
 		if (h->addr != p)

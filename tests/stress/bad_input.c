@@ -365,6 +365,19 @@ static int case_double_free_large(void)
 	return 0;
 }
 
+/* a freed huge block stays mapped in the huge cache for a while (8 MiB
+ * fits its default 32 MiB): the second free must still be named */
+static int case_double_free_huge(void)
+{
+	char *p = malloc(V(8 << 20));
+
+	memset(p, 0x77, 4096);
+	say_ptr(p);
+	free(p);
+	free(p);
+	return 0;
+}
+
 /* ---- the driver -------------------------------------------------------- */
 
 enum kind { RETURNS, ABORTS, ABORTS_EBB_ONLY };
@@ -396,6 +409,7 @@ static const struct bcase cases[] = {
 	{ "double_free_interleaved", case_double_free_interleaved, ABORTS, DOUBLE },
 	/* a large run may already be gone: either message is a clear answer */
 	{ "double_free_large", case_double_free_large, ABORTS_EBB_ONLY, NULL },
+	{ "double_free_huge", case_double_free_huge, ABORTS_EBB_ONLY, DOUBLE },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
