@@ -250,7 +250,9 @@ void stats_file_refresh(void)
 
 void stats_file_atfork_child(void)
 {
-	/* the parent's file is shared with us: leave it to the parent */
+	/* the parent's file is shared with us: leave it to the parent. A
+	 * path without %p would name the parent's file again (and truncate
+	 * it): such a child keeps no file of its own. */
 	sfile = NULL;
-	sfile_failed = 0;
+	sfile_failed = !strstr(opt_stats_file, "%p");
 }

@@ -82,6 +82,31 @@ else
 fi
 end_held v $pid
 
+# a stats_file path without %p: a forked child must leave the parent's file
+# alone (it would name the same file and truncate it)
+cat > "$T/fork.py" <<'PYEOF'
+import os, struct, sys, time
+path = sys.argv[1]
+junk = [bytearray(4096) for _ in range(2000)]
+for _ in range(300):
+    if os.path.exists(path) and os.path.getsize(path) >= 24:
+        break
+    time.sleep(0.01)
+pid = os.fork()
+if pid == 0:
+    more = [bytearray(4096) for _ in range(20000)]
+    time.sleep(1.0)
+    os._exit(0)
+os.waitpid(pid, 0)
+with open(path, "rb") as f:
+    magic, seq, owner = struct.unpack("<QQQ", f.read(24))
+print("owner", owner, "parent", os.getpid(), "child", pid)
+PYEOF
+EBB_STATS_FILE="$T/fork.stats" LD_PRELOAD="$B/libebbmalloc.so" python3 "$T/fork.py" "$T/fork.stats" > "$T/fork.out" 2> "$T/fork.err"
+read -r _ owner _ parent _ child < "$T/fork.out"
+[ -n "${owner:-}" ] && [ "$owner" = "$parent" ] && ok "a forked child leaves the parent's stats file (no %p) alone" \
+	|| fail "stats file without %p after fork: $(cat "$T/fork.out" "$T/fork.err")"
+
 # rsswatch: active and dirty from the library, next to RSS
 "$RSSWATCH" -i 50 -o "$T/r.csv" -- "$EBBRUN" -o "stats_file=$T/r.%p" -- "$HEAPLOAD" touch 200 1024 > /dev/null 2> "$T/r.err"; rc=$?
 [ $rc = 0 ] && ok "rsswatch -- ebbrun -- heapload: exit 0" || fail "rsswatch rc $rc: $(cat "$T/r.err")"
