@@ -38,6 +38,7 @@
 
 #include "internal.h"
 #include "os.h"
+#include "reclaim.h"
 
 __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 	.node_tag = NODE_TAG_NONE,
@@ -621,6 +622,14 @@ void tcache_wait_steal(tcache_t *tc)
 	}
 }
 
+#define HOLD_MAX 256	/* caches whose slot regions one scan purges */
+
+static void steal_release(tcache_t *t)
+{
+	__atomic_fetch_and(&t->gate, ~GATE_STEAL, __ATOMIC_SEQ_CST);
+	atomic_store_explicit(&t->steal_active, 0, memory_order_release);
+}
+
 void tcache_idle_scan(uint64_t now_ns)
 {
 	uint64_t idle_ns = (uint64_t)opt(OPT_tcache_idle_ms) * 1000000ull;
@@ -644,22 +653,45 @@ void tcache_idle_scan(uint64_t now_ns)
 		t->scan_mark = 1;
 		marked++;
 	}
+	/* Flushed caches stay held (their gate bit set) until their slot
+	 * regions are purged too: an empty stack's pages hold nothing, and a
+	 * parked thread would otherwise pin them (~20 KiB a thread that used
+	 * many classes: 20 MiB for 1000 parked threads). The purge is one
+	 * backend call for them all, made with no lock held; a held cache
+	 * cannot go away (its owner, even exiting, waits at the gate). */
+	struct iovec iov[HOLD_MAX];
+	tcache_t *held[HOLD_MAX];
+	unsigned nheld = 0;
 	if (marked) {
 		int barrier_ok = os_membarrier() == 0;
+		size_t region = ALIGN_UP(slot_region_slots * sizeof(void *), PAGE_SIZE);
 		for (tcache_t *t = reg_head; t; t = t->reg_next) {
 			if (!t->scan_mark)
 				continue;
+			t->scan_mark = 0;
 			if (barrier_ok && __atomic_load_n(&t->gate, __ATOMIC_ACQUIRE) == GATE_STEAL &&
 			    t->state == TC_ACTIVE) {
 				tcache_flush_all(t);
-				atomic_store_explicit(&t->idle_flushed, 1, memory_order_relaxed);
+				if (t->slots && nheld < HOLD_MAX) {
+					iov[nheld] = (struct iovec){ t->slots, region };
+					held[nheld++] = t;
+					atomic_store_explicit(&t->idle_flushed, 1, memory_order_relaxed);
+					continue;
+				}
+				/* no room to hold it this time: the next scan
+				 * flushes (nothing) and purges it */
+				if (!t->slots)
+					atomic_store_explicit(&t->idle_flushed, 1, memory_order_relaxed);
 			}
-			__atomic_fetch_and(&t->gate, ~GATE_STEAL, __ATOMIC_SEQ_CST);
-			atomic_store_explicit(&t->steal_active, 0, memory_order_release);
-			t->scan_mark = 0;
+			steal_release(t);
 		}
 	}
 	pthread_mutex_unlock(&reg_lock);
+	if (nheld) {
+		backend_purge(iov, nheld, RECLAIM_DONTNEED);	/* best effort */
+		for (unsigned i = 0; i < nheld; i++)
+			steal_release(held[i]);
+	}
 }
 
 /* ---- fork -------------------------------------------------------------------------- */

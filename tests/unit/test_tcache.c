@@ -161,6 +161,11 @@ static void park_run(int hold_in_use, int expect_flushed)
 	/* enable the scan: idle for 1 ms, and make the cache look old */
 	int64_t one = 1;
 	atomic_store(&opt_values[OPT_tcache_idle_ms], one);
+	if (expect_flushed) {	/* the churn touched the first page of its stacks */
+		unsigned char vec = 0;
+		assert_int_equal(mincore(parked_tc->slots, 4096, &vec), 0);
+		assert_int_equal(vec & 1, 1);
+	}
 	/* busy since the last look (its activity count moved): not idle,
 	 * however old the last look */
 	parked_tc->seen_activity = atomic_load(&parked_tc->activity) - 1;
@@ -175,6 +180,10 @@ static void park_run(int hold_in_use, int expect_flushed)
 	atomic_store(&opt_values[OPT_tcache_idle_ms], (int64_t)0);
 	if (expect_flushed) {
 		assert_int_equal(tcache_cached_bytes(parked_tc), 0);	/* nothing cached any more */
+		/* and its empty stacks' pages went back to the kernel */
+		unsigned char vec = 1;
+		assert_int_equal(mincore(parked_tc->slots, 4096, &vec), 0);
+		assert_int_equal(vec & 1, 0);
 		assert_true(arena_alloc_bytes() < before);
 		assert_int_equal(atomic_load(&parked_tc->idle_flushed), 1);
 	} else {
