@@ -278,8 +278,9 @@ int arena_init(arena_t *a, unsigned node, unsigned index)
 	arena_lock_init(a);
 	a->node = node;
 	a->index = index;
-	for (unsigned c = 1; c <= NSMALL; c++) {
-		size_t k = XFER_BYTES / sizeclass_info[c].size;
+	for (unsigned c = 0; c <= NSMALL; c++) {
+		pthread_mutex_init(&a->xfer[c].mu, NULL);
+		size_t k = c ? XFER_BYTES / sizeclass_info[c].size : 0;
 		a->xfer[c].cap = (uint16_t)(k < XFER_SLOTS ? k : XFER_SLOTS);
 	}
 	return 0;
@@ -374,22 +375,49 @@ static run_t *slab_new(arena_t *a, unsigned cls)
 	return r;
 }
 
+/* ---- transfer caches ------------------------------------------------------------ */
+static unsigned xfer_take(arena_t *a, unsigned cls, void **out, unsigned n)
+{
+	ebb_assert_internal(cls >= 1 && cls <= NSMALL);
+	struct xfer *x = &a->xfer[cls];
+	if (!__atomic_load_n(&x->n, __ATOMIC_RELAXED))	/* a hint: checked again under mu */
+		return 0;
+	pthread_mutex_lock(&x->mu);
+	unsigned k = x->n < n ? x->n : n;
+	/* n is read unlocked as a hint: stores are atomic */
+	__atomic_store_n(&x->n, (uint16_t)(x->n - k), __ATOMIC_RELAXED);
+	memcpy(out, x->blk + x->n, k * sizeof(void *));
+	x->used = 1;
+	pthread_mutex_unlock(&x->mu);
+	return k;
+}
+
+static unsigned xfer_put(arena_t *a, unsigned cls, void *const *blocks, unsigned n)
+{
+	ebb_check(cls >= 1 && cls <= NSMALL);
+	struct xfer *x = &a->xfer[cls];
+	if (__atomic_load_n(&x->n, __ATOMIC_RELAXED) >= x->cap)	/* a hint, as above */
+		return 0;
+	pthread_mutex_lock(&x->mu);
+	unsigned room = x->cap - x->n, k = n < room ? n : room;
+	memcpy(x->blk + x->n, blocks, k * sizeof(void *));
+	__atomic_store_n(&x->n, (uint16_t)(x->n + k), __ATOMIC_RELAXED);
+	x->used = 1;
+	pthread_mutex_unlock(&x->mu);
+	return k;
+}
+
 unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 {
 	const struct class_info *ci = &sizeclass_info[cls];
-	unsigned got = 0;
 	uint64_t now = 0;
+	/* the transfer cache first, without the arena's lock: the newest
+	 * flushed blocks, the warmest (they stay counted in alloc_bytes) */
+	unsigned from_xfer = xfer_take(a, cls, out, n), got = from_xfer;
+	if (got == n)
+		return got;
 	pthread_mutex_lock(&a->lock);
 	arena_remote_drain_locked(a, &now);
-	struct xfer *x = &a->xfer[cls];
-	if (x->n) {	/* the newest flushed blocks first: the warmest */
-		unsigned k = x->n < n ? x->n : n;
-		x->n = (uint16_t)(x->n - k);
-		memcpy(out, x->blk + x->n, k * sizeof(void *));
-		x->used = 1;
-		a->xfer_bytes -= (uint64_t)k * ci->size;
-		got = k;
-	}
 	while (got < n) {
 		run_t *r = a->partial[cls];
 		if (!r && !(r = slab_new(a, cls)))
@@ -422,7 +450,7 @@ unsigned arena_alloc_small(arena_t *a, unsigned cls, void **out, unsigned n)
 		if (r->nfree == 0)
 			partial_remove(a, r);
 	}
-	a->alloc_bytes += (uint64_t)got * ci->size;
+	a->alloc_bytes += (uint64_t)(got - from_xfer) * ci->size;
 	pthread_mutex_unlock(&a->lock);
 	return got;
 }
@@ -553,12 +581,16 @@ void arena_check_block(const void *p, const char *fn)
 			ebb_fatal_ptr(fn, "double free", p);
 		}
 		/* freed already, and waiting in the transfer cache */
-		const struct xfer *x = &a->xfer[r->cls];
-		for (unsigned i = 0; i < x->n; i++)
-			if (x->blk[i] == p) {
-				pthread_mutex_unlock(&a->lock);
-				ebb_fatal_ptr(fn, "double free", p);
-			}
+		struct xfer *x = &a->xfer[r->cls];
+		int found = 0;
+		pthread_mutex_lock(&x->mu);
+		for (unsigned i = 0; i < x->n && !found; i++)
+			found = x->blk[i] == p;
+		pthread_mutex_unlock(&x->mu);
+		if (found) {
+			pthread_mutex_unlock(&a->lock);
+			ebb_fatal_ptr(fn, "double free", p);
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
 }
@@ -608,20 +640,25 @@ static int dalloc_one_locked(arena_t *a, void *p, uint64_t now)
  * Returns 1 if p was kept there. The checks are free's own (a block start
  * of a small class in a live slab page); what they cannot see, the walker
  * and arena_check_block do. */
-static int xfer_put_locked(arena_t *a, void *p)
+static int xfer_put_one(arena_t *a, void *p)
 {
 	chunk_t *c = chunk_of(p);
 	size_t pg = chunk_page_of(c, p);
 	unsigned cls = c->page_cls[pg];
-	if (!cls || cls > NSMALL || a->xfer[cls].n >= a->xfer[cls].cap || pg < c->hdr_pages ||
+	if (!cls || cls > NSMALL || pg < c->hdr_pages ||
 	    !sizeclass_is_multiple_cls(cls, ((uintptr_t)p & CHUNK_MASK) - c->page_off[pg]))
 		return 0;
-	struct xfer *x = &a->xfer[cls];
-	x->blk[x->n++] = p;
-	x->used = 1;
-	a->alloc_bytes -= sizeclass_info[cls].size;
-	a->xfer_bytes += sizeclass_info[cls].size;
-	return 1;
+	return xfer_put(a, cls, &p, 1) == 1;
+}
+
+void arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n)
+{
+	/* a flush: the blocks were checked as they were freed, and are all
+	 * of cls, so no block's metadata is read here; page-run classes
+	 * (cached up to 256 KiB) have no transfer cache */
+	unsigned k = cls <= NSMALL ? xfer_put(a, cls, blocks, n) : 0;
+	if (k < n)
+		arena_dalloc_batch(a, blocks + k, n - k);
 }
 
 /* Blocks pushed by threads that found the lock taken (arena_dalloc_batch):
@@ -637,7 +674,7 @@ int arena_remote_drain_locked(arena_t *a, uint64_t *now)
 		*now = os_now_ns();
 	while (p) {
 		void **next = p[0];
-		if (!xfer_put_locked(a, p))
+		if (!xfer_put_one(a, p))
 			released |= dalloc_one_locked(a, p, *now);
 		p = next;
 	}
@@ -670,7 +707,7 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 		 * touching the slab (a producer/consumer pair then trades
 		 * pointers, not bitmap bits) */
 		void *p = blocks[i];
-		if (xfer_put_locked(a, p))
+		if (xfer_put_one(a, p))
 			continue;
 		if (!now)
 			now = os_now_ns();
@@ -686,21 +723,33 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 int arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now)
 {
 	int released = 0;
-	if (!a->xfer_bytes)
-		return 0;
+	void *blk[XFER_SLOTS];
 	for (unsigned c = 1; c <= NSMALL; c++) {
 		struct xfer *x = &a->xfer[c];
+		unsigned n = 0;
+		pthread_mutex_lock(&x->mu);
 		if (x->n && !(unused_only && x->used)) {
-			unsigned n = x->n;
-			x->n = 0;
-			a->xfer_bytes -= (uint64_t)n * sizeclass_info[c].size;
-			a->alloc_bytes += (uint64_t)n * sizeclass_info[c].size;	/* dalloc takes it off */
-			for (unsigned i = 0; i < n; i++)
-				released |= dalloc_one_locked(a, x->blk[i], now);
+			n = x->n;
+			memcpy(blk, x->blk, n * sizeof(void *));
+			__atomic_store_n(&x->n, (uint16_t)0, __ATOMIC_RELAXED);
 		}
 		x->used = 0;
+		pthread_mutex_unlock(&x->mu);
+		for (unsigned i = 0; i < n; i++)
+			released |= dalloc_one_locked(a, blk[i], now);
 	}
 	return released;
+}
+
+uint64_t arena_xfer_bytes(arena_t *a)
+{
+	uint64_t b = 0;
+	for (unsigned c = 1; c <= NSMALL; c++) {
+		pthread_mutex_lock(&a->xfer[c].mu);
+		b += (uint64_t)a->xfer[c].n * sizeclass_info[c].size;
+		pthread_mutex_unlock(&a->xfer[c].mu);
+	}
+	return b;
 }
 
 /* ---- reclaim hand-off ------------------------------------------------------------ */
@@ -1013,12 +1062,11 @@ int arena_is_valid(arena_t *a)
 		ok = dirty == a->dirty_pages && aged == dirty && active == a->active_pages &&
 		     purging == a->purging_pages;
 	/* transfer caches: distinct block starts of their class, marked in
-	 * use in their slabs, of this arena; bytes add up */
-	uint64_t xb = 0;
+	 * use in their slabs, of this arena */
 	for (unsigned cls = 1; cls <= NSMALL && ok; cls++) {
-		const struct xfer *x = &a->xfer[cls];
+		struct xfer *x = &a->xfer[cls];
+		pthread_mutex_lock(&x->mu);
 		ok = x->n <= x->cap && x->cap <= XFER_SLOTS;
-		xb += (uint64_t)x->n * sizeclass_info[cls].size;
 		for (unsigned i = 0; i < x->n && ok; i++) {
 			void *p = x->blk[i];
 			chunk_t *c = chunk_of(p);
@@ -1037,8 +1085,8 @@ int arena_is_valid(arena_t *a)
 			for (unsigned j = 0; j < i && ok; j++)
 				ok = x->blk[j] != p;
 		}
+		pthread_mutex_unlock(&x->mu);
 	}
-	ok = ok && xb == a->xfer_bytes;
 	pthread_mutex_unlock(&a->lock);
 	return ok;
 }
@@ -1046,18 +1094,27 @@ int arena_is_valid(arena_t *a)
 /* ---- fork ---------------------------------------------------------------------------- */
 void arena_atfork_prepare(void)
 {
-	for (unsigned i = 0; i < narenas; i++)
+	for (unsigned i = 0; i < narenas; i++) {
 		pthread_mutex_lock(&arenas[i]->lock);
+		for (unsigned c = 1; c <= NSMALL; c++)
+			pthread_mutex_lock(&arenas[i]->xfer[c].mu);
+	}
 }
 
 void arena_atfork_parent(void)
 {
-	for (unsigned i = narenas; i-- > 0;)
+	for (unsigned i = narenas; i-- > 0;) {
+		for (unsigned c = NSMALL; c >= 1; c--)
+			pthread_mutex_unlock(&arenas[i]->xfer[c].mu);
 		pthread_mutex_unlock(&arenas[i]->lock);
+	}
 }
 
 void arena_atfork_child(void)
 {
-	for (unsigned i = 0; i < narenas; i++)
+	for (unsigned i = 0; i < narenas; i++) {
 		arena_lock_init(arenas[i]);
+		for (unsigned c = 1; c <= NSMALL; c++)
+			pthread_mutex_init(&arenas[i]->xfer[c].mu, NULL);
+	}
 }

@@ -264,11 +264,13 @@ extern _Atomic size_t huge_live_bytes, huge_live_count, huge_mapped_bytes;
 
 /* An arena's transfer cache for one small class: blocks thread caches
  * flushed, handed to the next refill as they are (pointers copied, no
- * slab bitmap touched). Their slab bits stay set; alloc_bytes does not
- * count them. Under the arena's lock. */
+ * slab bitmap touched), under a lock of its own, so that a flush and a
+ * refill that meet here never take the arena's lock. The blocks' slab bits
+ * stay set and alloc_bytes still counts them (stats subtract them). */
 #define XFER_SLOTS	256
 #define XFER_BYTES	((size_t)128 << 10)	/* at most this much per class */
 struct xfer {
+	pthread_mutex_t mu;	/* inside the arena's lock when both are held */
 	uint16_t n, cap;	/* cap: min(XFER_SLOTS, XFER_BYTES / size) */
 	uint8_t  used;		/* put or taken since the reclaim pass last looked */
 	void    *blk[XFER_SLOTS];
@@ -286,11 +288,10 @@ struct arena {
 	size_t   active_pages, dirty_pages, purging_pages;
 	size_t   nchunks;
 	uint64_t purged_bytes;
-	uint64_t alloc_bytes;		/* blocks handed out of slabs/runs (incl. cached) */
+	uint64_t alloc_bytes;		/* blocks out of slabs/runs (incl. cached and xfer) */
 	uint64_t remote_frees;
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
-	uint64_t xfer_bytes;		/* in the transfer caches (free: not in alloc_bytes) */
 	uint64_t xfer_pass_ns;		/* the reclaim pass that last drained them */
 	struct xfer xfer[NSMALL + 1];
 };
@@ -323,6 +324,11 @@ void     arena_release_empty(arena_t *a);	/* unmap wholly free chunks */
  * those of classes nobody put or took since the last call. Caller holds
  * a->lock. Returns 1 if a run was released. */
 int      arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now);
+/* Bytes waiting in a's transfer caches (takes their locks). */
+uint64_t arena_xfer_bytes(arena_t *a);
+/* Return n blocks of class cls (all of arena a; a thread cache's flush):
+ * to the transfer cache while it has room, the rest to their slabs. */
+void     arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n);
 /* Return the blocks other threads pushed while the lock was taken (caller
  * holds a->lock). Returns 1 if a run was released. */
 int      arena_remote_drain_locked(arena_t *a, uint64_t *now_ns);
@@ -463,8 +469,8 @@ size_t   tcache_stats_bytes(uint64_t *nthreads);
 void     tcache_atfork_prepare(void);
 void     tcache_atfork_parent(void);
 void     tcache_atfork_child(void);
-/* Return blocks (any arena, any node) to their owning arenas. */
-void     tcache_return_blocks(void **blocks, unsigned n);
+/* Return blocks of class cls (any arena, any node) to their owning arenas. */
+void     tcache_return_blocks(unsigned cls, void **blocks, unsigned n);
 
 /* ---- slow paths (refill.c) ---------------------------------------------- */
 /* Called from the fast paths inside tcache_enter(); they call tcache_exit. */

@@ -25,14 +25,14 @@ static void arena_figures_read(arena_t *a, struct arena_figures *f)
 	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
 	arena_remote_drain_locked(a, &now);	/* pushed frees count as freed */
-	f->allocated = a->alloc_bytes;
+	f->xfer = arena_xfer_bytes(a);
+	f->allocated = a->alloc_bytes - f->xfer;	/* blocks in the transfer caches are free */
 	f->active = a->active_pages * PAGE_SIZE;
 	f->dirty = a->dirty_pages * PAGE_SIZE;
 	f->purging = a->purging_pages * PAGE_SIZE;
 	f->purged = a->purged_bytes;
 	f->chunks = a->nchunks;
 	f->remote_frees = a->remote_frees;
-	f->xfer = a->xfer_bytes;
 	pthread_mutex_unlock(&a->lock);
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
 }

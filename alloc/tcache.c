@@ -399,7 +399,7 @@ int tcache_init(tcache_t *tc)
 }
 
 /* ---- returning blocks ---------------------------------------------------------- */
-void tcache_return_blocks(void **blocks, unsigned n)
+void tcache_return_blocks(unsigned cls, void **blocks, unsigned n)
 {
 	/* Group by owning arena: take the first block's arena, pull every
 	 * block of that arena to the front, hand them back, repeat. */
@@ -413,7 +413,7 @@ void tcache_return_blocks(void **blocks, unsigned n)
 				blocks[i] = t;
 			}
 		}
-		arena_dalloc_batch(a, blocks, k);
+		arena_dalloc_cached(a, cls, blocks, k);
 		blocks += k;
 		n -= k;
 	}
@@ -485,7 +485,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
-		tcache_return_blocks(blocks, drop);
+		tcache_return_blocks(cls, blocks, drop);
 		n = tbin_count(b);	/* a re-entrant call may have changed it */
 	}
 	if (b->low > n)

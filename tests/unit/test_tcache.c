@@ -25,7 +25,7 @@ static uint64_t arena_alloc_bytes(void)
 	uint64_t t = 0;
 	for (unsigned i = 0; i < narenas; i++) {
 		pthread_mutex_lock(&arenas[i]->lock);
-		t += arenas[i]->alloc_bytes;
+		t += arenas[i]->alloc_bytes - arena_xfer_bytes(arenas[i]);	/* xfer: free */
 		pthread_mutex_unlock(&arenas[i]->lock);
 	}
 	return t;
@@ -409,6 +409,34 @@ static void test_fixed_bins_do_not_adapt(void **state)
 	assert_true(tcache_is_valid(tc));
 }
 
+/* Page-run classes (up to 256 KiB) are cached too, but arenas keep
+ * transfer caches for slab classes only: flushing such a bin must return
+ * its blocks to their runs (it once indexed past the arena's transfer
+ * caches, into the next arena's locks). */
+static void test_flush_large_class(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(64 << 10);
+	assert_true(cls > NSMALL);
+	tbin_t *b = &tc->bins[cls];
+	for (int i = 0; i < 4; i++)
+		tcache_bin_dry(tc, cls);
+	assert_true(tbin_max(b) >= 2);
+	void *v[4];
+	unsigned n = tbin_max(b) < 4 ? tbin_max(b) : 4;
+	for (unsigned i = 0; i < n; i++)
+		v[i] = ebb_malloc(64 << 10);
+	for (unsigned i = 0; i < n; i++)
+		ebb_free(v[i]);
+	assert_true(tbin_count(b) > 0);
+	tcache_flush_bin(tc, cls, 0);
+	assert_int_equal(tbin_count(b), 0);
+	for (unsigned i = 0; i < narenas; i++)
+		assert_true(arena_is_valid(arenas[i]));
+	assert_true(tcache_is_valid(tc));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_relayout_keeps_blocks),
 		cmocka_unit_test(test_refill_does_not_touch_blocks),
 		cmocka_unit_test(test_fixed_bins_do_not_adapt),
+		cmocka_unit_test(test_flush_large_class),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
