@@ -483,6 +483,11 @@ size_t   refill_usable_size(const void *p);
 int      ebb_init_slow(void);
 extern _Atomic int ebb_inited;
 void     reclaim_ensure_thread(void);
+/* A free asked for the reclaim thread while returning blocks (it cannot
+ * start it there: pthread_create mallocs). The slow paths call
+ * reclaim_start_pending on entry, before they touch a bin. */
+extern _Atomic int reclaim_start_wanted;
+void     reclaim_start_pending(void);
 
 /* ---- options (options.c + options.def) ---------------------------------- */
 enum opt_id {

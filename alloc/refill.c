@@ -249,6 +249,7 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		return q;
 	}
 	tcache_bin_dry(tc, cls);
+	ebb_check(tbin_count(b) == 0);	/* nothing re-entered: the refill fills an empty stack */
 	if (cls > NSMALL || tbin_max(b) == 0) {
 		p = alloc_direct(tc, cls);
 		if (!p) {
@@ -262,9 +263,9 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	 * 1 <= want <= max: the stack has room). None of them is touched
 	 * here, so a refill costs no cache miss or page fault per block;
 	 * each one's key is cleared as it is handed out. The block returned
-	 * is the top one. arena_alloc_small never calls back into malloc
-	 * (only a free can start the reclaim thread), so nothing else
-	 * writes to the stack meanwhile. */
+	 * is the top one. Nothing on this path calls back into malloc
+	 * (the reclaim thread's start is deferred to a slow path's entry),
+	 * so nothing else writes to the stack meanwhile. */
 	unsigned want = b->batch;
 	if (want > tbin_max(b))
 		want = tbin_max(b);
@@ -298,6 +299,8 @@ void *refill_malloc_slow(size_t size)
 	tcache_t *tc = tcache_self();
 	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
 		tcache_wait_steal(tc);
+	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
+		reclaim_start_pending();	/* no bin is half-way here */
 	void *p = malloc_slow(tc, size);
 	tcache_exit(tc);
 	return p;
@@ -382,6 +385,8 @@ void refill_free_slow(void *p)
 	tcache_t *tc = tcache_self();
 	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
 		tcache_wait_steal(tc);
+	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
+		reclaim_start_pending();	/* no bin is half-way here */
 	free_slow(tc, p);
 	tcache_exit(tc);
 }

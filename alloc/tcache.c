@@ -217,6 +217,7 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 		return;
 	if (tbin_count(b) > max)	/* before its stack shrinks */
 		tcache_flush_bin(tc, cls, max);
+	ebb_check(tbin_count(b) <= max && tbin_max(b) == old);	/* nothing re-entered */
 	if (max >= old)
 		atomic_fetch_add_explicit(&bound_total, (max - old) * size, memory_order_relaxed);
 	else
@@ -458,9 +459,10 @@ int tcache_is_valid(const tcache_t *tc)
 
 /* Return all but keep blocks of bin cls to their arenas: the oldest ones
  * (the bottom of the stack), which the GC's low-water mark counts as
- * unused and which are the coldest in the CPU's caches. The bin is made
- * consistent before any block goes back: returning blocks may re-enter
- * malloc on this thread (a free can start the reclaim thread). */
+ * unused and which are the coldest in the CPU's caches. Returning blocks
+ * never calls back into malloc (the reclaim thread's start, which would,
+ * is left to the next slow path: reclaim_start_pending), but the bin is
+ * made consistent before any block goes back all the same. */
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
 	tbin_t *b = &tc->bins[cls];

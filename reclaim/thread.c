@@ -233,6 +233,14 @@ static void reclaim_start(void)
 	atomic_store_explicit(&thread_state, 2, memory_order_release);
 }
 
+_Atomic int reclaim_start_wanted;
+
+void reclaim_start_pending(void)
+{
+	if (atomic_exchange_explicit(&reclaim_start_wanted, 0, memory_order_relaxed))
+		reclaim_ensure_thread();
+}
+
 void reclaim_ensure_thread(void)
 {
 	if (opt(OPT_reclaim) == RECLAIM_THREAD &&
@@ -267,7 +275,11 @@ void reclaim_notify(size_t dirty_bytes, size_t active_bytes)
 	(void)dirty_bytes;
 	int st = atomic_load_explicit(&thread_state, memory_order_acquire);
 	if (st == 0) {
-		reclaim_start();
+		/* Not from here: we are inside a thread cache's flush, and
+		 * pthread_create mallocs on this thread, which would find the
+		 * flushing bin half-way. The next slow path starts it, before
+		 * it touches any bin (reclaim_start_pending). */
+		atomic_store_explicit(&reclaim_start_wanted, 1, memory_order_relaxed);
 		return;
 	}
 	if (st == 2 && (over || atomic_load_explicit(&idle_sleep, memory_order_acquire)))
