@@ -437,6 +437,43 @@ static void test_flush_large_class(void **state)
 	assert_true(tcache_is_valid(tc));
 }
 
+/* A bin that overflowed since the GC's last look (a consumer's: blocks
+ * flow through it) keeps its max; the same bin without overflows is
+ * halved as wasteful. */
+static void test_gc_spares_overflowing_bin(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(112);
+	tbin_t *b = &tc->bins[cls];
+	for (int i = 0; i < 4; i++)
+		tcache_bin_dry(tc, cls);
+	void *v[300];
+	for (unsigned i = 0; i < 300; i++)	/* (the bin may grow meanwhile) */
+		v[i] = ebb_malloc(112);
+	unsigned n = tbin_max(b) + 10;		/* frees beyond max: an overflow */
+	assert_true(n <= 300);
+	for (int t = 0; t < 2; t++) {	/* a first look sets the low-water mark */
+		tc->gc_bin = cls;
+		tcache_gc_tick(tc);
+	}
+	uint64_t flushes = atomic_load(&tcache_flush_count);
+	for (unsigned i = 0; i < n; i++)
+		ebb_free(v[i]);
+	assert_true(atomic_load(&tcache_flush_count) > flushes);	/* it overflowed */
+	unsigned m = tbin_max(b);
+	assert_true(tbin_count(b) > 0 && b->low > 0);
+	tc->gc_bin = cls;
+	tcache_gc_tick(tc);
+	assert_int_equal(tbin_max(b), m);	/* spared: it overflowed */
+	tc->gc_bin = cls;
+	tcache_gc_tick(tc);
+	assert_true(tbin_max(b) < m);		/* no overflow since: halved */
+	assert_true(tcache_is_valid(tc));
+	for (unsigned i = n; i < 300; i++)
+		ebb_free(v[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_refill_does_not_touch_blocks),
 		cmocka_unit_test(test_fixed_bins_do_not_adapt),
 		cmocka_unit_test(test_flush_large_class),
+		cmocka_unit_test(test_gc_spares_overflowing_bin),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
