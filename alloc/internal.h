@@ -289,7 +289,7 @@ struct arena {
 	size_t   nchunks;
 	uint64_t purged_bytes;
 	uint64_t alloc_bytes;		/* blocks out of slabs/runs (incl. cached and xfer) */
-	uint64_t remote_frees;
+	_Atomic uint64_t remote_frees;	/* blocks freed by threads of other nodes */
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
 	uint64_t xfer_pass_ns;		/* the reclaim pass that last drained them */
@@ -377,6 +377,7 @@ EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
 }
 
 typedef struct tcache tcache_t;
+#define TCACHE_REMOTE_MAX 32	/* other nodes' blocks sent home together */
 struct tcache {
 	tbin_t   bins[NCLASS + 1];
 	uint32_t node;
@@ -396,6 +397,8 @@ struct tcache {
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
 	_Atomic uint32_t relayout;	/* the owner is moving its bins' stacks (fork's child skips it) */
+	uint32_t nremote;		/* blocks of other nodes freed here, waiting to go home */
+	void    *remote[TCACHE_REMOTE_MAX];
 	void   **slots;			/* the bins' stacks, packed in class order */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
 };
@@ -455,6 +458,8 @@ int  tcache_idle_protocol_init(void);
 int      tcache_init(tcache_t *tc);
 void     tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep);
 void     tcache_flush_all(tcache_t *tc);
+void     tcache_flush_remote(tcache_t *tc);	/* other nodes' blocks, home */
+int      tcache_remote_contains(const tcache_t *tc, const void *p);
 void     tcache_gc_tick(tcache_t *tc);
 void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
 void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */

@@ -32,7 +32,7 @@ static void arena_figures_read(arena_t *a, struct arena_figures *f)
 	f->purging = a->purging_pages * PAGE_SIZE;
 	f->purged = a->purged_bytes;
 	f->chunks = a->nchunks;
-	f->remote_frees = a->remote_frees;
+	f->remote_frees = atomic_load_explicit(&a->remote_frees, memory_order_relaxed);
 	pthread_mutex_unlock(&a->lock);
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
 }

@@ -504,7 +504,43 @@ void tcache_flush_all(tcache_t *tc)
 	for (unsigned c = 1; c <= NCLASS; c++)
 		if (tbin_count(&tc->bins[c]))
 			tcache_flush_bin(tc, c, 0);
+	tcache_flush_remote(tc);
 	tc->cached_pub = 0;
+}
+
+void tcache_flush_remote(tcache_t *tc)
+{
+	unsigned n = tc->nremote < TCACHE_REMOTE_MAX ? tc->nremote : TCACHE_REMOTE_MAX;
+	if (!n)
+		return;
+	void *blocks[TCACHE_REMOTE_MAX];
+	memcpy(blocks, tc->remote, n * sizeof(void *));
+	tc->nremote = 0;
+	/* by owning arena, as tcache_return_blocks does (any classes) */
+	void **b = blocks;
+	while (n > 0) {
+		arena_t *a = chunk_of(b[0])->arena;
+		unsigned k = 0;
+		for (unsigned i = 0; i < n; i++) {
+			if (chunk_of(b[i])->arena == a) {
+				void *t = b[k];
+				b[k++] = b[i];
+				b[i] = t;
+			}
+		}
+		atomic_fetch_add_explicit(&a->remote_frees, k, memory_order_relaxed);
+		arena_dalloc_batch(a, b, k);
+		b += k;
+		n -= k;
+	}
+}
+
+int tcache_remote_contains(const tcache_t *tc, const void *p)
+{
+	for (unsigned i = 0; i < tc->nremote && i < TCACHE_REMOTE_MAX; i++)
+		if (tc->remote[i] == p)
+			return 1;
+	return 0;
 }
 
 void tcache_set_node(tcache_t *tc, unsigned node)
