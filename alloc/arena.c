@@ -401,7 +401,7 @@ static unsigned xfer_put(arena_t *a, unsigned cls, void *const *blocks, unsigned
 	pthread_mutex_lock(&x->mu);
 	unsigned room = x->cap - x->n, k = n < room ? n : room;
 	memcpy(x->blk + x->n, blocks, k * sizeof(void *));
-	__atomic_store_n(&x->n, (uint16_t)(x->n + k), __ATOMIC_RELAXED);
+	__atomic_store_n(&x->n, (uint16_t)(x->n + k), __ATOMIC_RELEASE);	/* blocks first (fork) */
 	x->used = 1;
 	pthread_mutex_unlock(&x->mu);
 	return k;
@@ -1092,29 +1092,32 @@ int arena_is_valid(arena_t *a)
 }
 
 /* ---- fork ---------------------------------------------------------------------------- */
+/* The transfer caches' locks are not taken for fork (72 per arena: more
+ * locks than a thread should hold at once, and TSan's deadlock detector
+ * stops at 64). Under an arena's lock nothing is half-way in its transfer
+ * caches (drains, walks and checks hold both); a put or take on another
+ * thread may be: a put stores its blocks before the count (release), a
+ * take lowers the count before copying out, so the child sees either the
+ * blocks or not, never a count over garbage, and at worst leaks blocks a
+ * thread that does not exist in the child was handing over. The child
+ * re-initialises the locks. */
 void arena_atfork_prepare(void)
 {
-	for (unsigned i = 0; i < narenas; i++) {
+	for (unsigned i = 0; i < narenas; i++)
 		pthread_mutex_lock(&arenas[i]->lock);
-		for (unsigned c = 1; c <= NSMALL; c++)
-			pthread_mutex_lock(&arenas[i]->xfer[c].mu);
-	}
 }
 
 void arena_atfork_parent(void)
 {
-	for (unsigned i = narenas; i-- > 0;) {
-		for (unsigned c = NSMALL; c >= 1; c--)
-			pthread_mutex_unlock(&arenas[i]->xfer[c].mu);
+	for (unsigned i = narenas; i-- > 0;)
 		pthread_mutex_unlock(&arenas[i]->lock);
-	}
 }
 
 void arena_atfork_child(void)
 {
 	for (unsigned i = 0; i < narenas; i++) {
 		arena_lock_init(arenas[i]);
-		for (unsigned c = 1; c <= NSMALL; c++)
+		for (unsigned c = 0; c <= NSMALL; c++)
 			pthread_mutex_init(&arenas[i]->xfer[c].mu, NULL);
 	}
 }
