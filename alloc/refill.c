@@ -294,13 +294,22 @@ out:
 	return p;
 }
 
-void *refill_malloc_slow(size_t size)
+/* The slow paths' entry, inside the gate the fast path entered: wait out
+ * an idle flush in progress, and start the reclaim thread if a free asked
+ * for it (no bin is half-way here). */
+static tcache_t *slow_entry(void)
 {
 	tcache_t *tc = tcache_self();
 	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
 		tcache_wait_steal(tc);
 	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
-		reclaim_start_pending();	/* no bin is half-way here */
+		reclaim_start_pending();
+	return tc;
+}
+
+void *refill_malloc_slow(size_t size)
+{
+	tcache_t *tc = slow_entry();
 	void *p = malloc_slow(tc, size);
 	tcache_exit(tc);
 	return p;
@@ -391,11 +400,7 @@ static void free_slow(tcache_t *tc, void *p)
 
 void refill_free_slow(void *p)
 {
-	tcache_t *tc = tcache_self();
-	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
-		tcache_wait_steal(tc);
-	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
-		reclaim_start_pending();	/* no bin is half-way here */
+	tcache_t *tc = slow_entry();
 	free_slow(tc, p);
 	tcache_exit(tc);
 }

@@ -405,20 +405,28 @@ int tcache_init(tcache_t *tc)
 }
 
 /* ---- returning blocks ---------------------------------------------------------- */
+/* Pull every block of the first block's arena to the front of blocks[0..n):
+ * returns how many, and that arena in *a. Callers hand the group back and
+ * repeat on the rest, one lock round trip per arena. */
+static unsigned arena_group(void **blocks, unsigned n, arena_t **a)
+{
+	*a = chunk_of(blocks[0])->arena;
+	unsigned k = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (chunk_of(blocks[i])->arena == *a) {
+			void *t = blocks[k];
+			blocks[k++] = blocks[i];
+			blocks[i] = t;
+		}
+	}
+	return k;
+}
+
 void tcache_return_blocks(unsigned cls, void **blocks, unsigned n)
 {
-	/* Group by owning arena: take the first block's arena, pull every
-	 * block of that arena to the front, hand them back, repeat. */
 	while (n > 0) {
-		arena_t *a = chunk_of(blocks[0])->arena;
-		unsigned k = 0;
-		for (unsigned i = 0; i < n; i++) {
-			if (chunk_of(blocks[i])->arena == a) {
-				void *t = blocks[k];
-				blocks[k++] = blocks[i];
-				blocks[i] = t;
-			}
-		}
+		arena_t *a;
+		unsigned k = arena_group(blocks, n, &a);
 		arena_dalloc_cached(a, cls, blocks, k);
 		blocks += k;
 		n -= k;
@@ -519,15 +527,8 @@ void tcache_flush_remote(tcache_t *tc)
 	/* by owning arena, as tcache_return_blocks does (any classes) */
 	void **b = blocks;
 	while (n > 0) {
-		arena_t *a = chunk_of(b[0])->arena;
-		unsigned k = 0;
-		for (unsigned i = 0; i < n; i++) {
-			if (chunk_of(b[i])->arena == a) {
-				void *t = b[k];
-				b[k++] = b[i];
-				b[i] = t;
-			}
-		}
+		arena_t *a;
+		unsigned k = arena_group(b, n, &a);
 		atomic_fetch_add_explicit(&a->remote_frees, k, memory_order_relaxed);
 		arena_dalloc_batch(a, b, k);
 		b += k;
