@@ -144,10 +144,80 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
 /* In tbin_t.waste_ticks (which counts 0..2): the bin overflowed since the
  * GC last looked at it. */
 #define BIN_OVERFLOWED 0x80
+/* ... and the bin's max was inherited (bin_limits): the first time it
+ * runs dry or overflows is not demand (every new thread's bins start
+ * empty) and does not grow it, or maxima would ratchet up generation
+ * after generation of a pool's threads. Cleared by then or by the GC. */
+#define BIN_INHERITED 0x40
+
+/* ---- inherited layout ----------------------------------------------------------- */
+/*
+ * A thread that exits leaves in its slot region where each bin's stack lay
+ * and the max each bin had reached; the next thread to get the region (a
+ * pool's successor, doing the same work more often than not) starts with
+ * those bins instead of growing each from its initial max and moving the
+ * stacks above it at every doubling (larson-like turnover: 4 instructions
+ * an operation, 0.91 x the speed of fixed bins). What it inherits is
+ * clamped to its own budget and the global one, and the GC shrinks what it
+ * does not use, as for any bin. The memo is written after the flush (the
+ * stacks are empty then), into the region's first slots, magic last, and
+ * checked whole before use: a region whose page was purged in between
+ * reads as no memo.
+ */
+#define MEMO_MAGIC ((uintptr_t)0xebb5107a11a7e000ull)
+struct memo_ent {
+	uint16_t off;	/* the bin's stack starts at slots + off */
+	uint16_t max;
+};
+#define MEMO_SLOTS (2 + ((NCLASS + 1) * sizeof(struct memo_ent) + sizeof(void *) - 1) / sizeof(void *))
+_Static_assert(256 * NCLASS < UINT16_MAX, "slot offsets fit a memo entry");
+
+static void memo_write(tcache_t *tc)
+{
+	if (slot_region_slots < MEMO_SLOTS || !opt(OPT_tcache_adaptive))
+		return;
+	struct memo_ent e[NCLASS + 1];
+	for (unsigned c = 0; c <= NCLASS; c++) {
+		const tbin_t *b = &tc->bins[c];
+		e[c].off = (uint16_t)(tbin_base(b) - tc->slots);
+		e[c].max = (uint16_t)tbin_max(b);
+	}
+	memcpy(tc->slots + 2, e, sizeof(e));
+	ebb_compiler_barrier();
+	tc->slots[1] = (void *)(MEMO_MAGIC ^ (uintptr_t)tc->slots);
+}
+
+/* The memo left in slots, if any and if it describes a layout that fits
+ * the region: 1 and e filled in. Consumed (a region is inherited once). */
+static int memo_read(void **slots, struct memo_ent *e)
+{
+	if (slot_region_slots < MEMO_SLOTS || !opt(OPT_tcache_adaptive) ||
+	    slots[1] != (void *)(MEMO_MAGIC ^ (uintptr_t)slots))
+		return 0;
+	memcpy(e, slots + 2, sizeof(*e) * (NCLASS + 1));
+	slots[1] = NULL;
+	for (unsigned c = 0; c <= NCLASS; c++) {
+		size_t end = c < NCLASS ? e[c + 1].off : slot_region_slots;
+		if ((size_t)e[c].off + e[c].max > end)
+			return 0;
+	}
+	return 1;
+}
 
 static void bin_limits(tcache_t *tc)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
+	struct memo_ent memo[NCLASS + 1];
+	int inherit = memo_read(tc->slots, memo);
+	if (inherit) {
+		/* all of it, or the initial maxima in the inherited layout */
+		size_t want = 0;
+		for (unsigned c = 1; c <= NCLASS; c++)
+			want += (size_t)memo[c].max * sizeclass_info[c].size;
+		if (want > limit || atomic_load_explicit(&bound_total, memory_order_relaxed) + want >
+					    (size_t)opt(OPT_tcache_total_bytes))
+			inherit = -1;
+	}
 	size_t off = 0;
 	tc->bound_bytes = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
@@ -157,6 +227,15 @@ static void bin_limits(tcache_t *tc)
 		uint32_t max = c == 0 || c > NSMALL ? 0 : size <= 1024 ? 8 : size <= 8192 ? 2 : 1;
 		if (!opt(OPT_tcache_adaptive) && c && c <= NSMALL)
 			max = FIXED_MAX;	/* a classic fixed-size cache */
+		if (inherit) {
+			/* the room up to the next stack; the memo was checked */
+			size_t end = c < NCLASS ? memo[c + 1].off : slot_region_slots;
+			off = memo[c].off;
+			if (inherit > 0)
+				max = memo[c].max;
+			if (max > end - off)
+				max = (uint32_t)(end - off);
+		}
 		if (max > cap)
 			max = cap;
 		if (tc->bound_bytes + max * size > limit)
@@ -164,6 +243,7 @@ static void bin_limits(tcache_t *tc)
 		tbin_place(b, tc->slots + off, 0, max);
 		b->batch = (uint16_t)batch_of(max);
 		b->low = 0;
+		b->waste_ticks = inherit > 0 && max ? BIN_INHERITED : 0;
 		off += max;
 		tc->bound_bytes += max * size;
 	}
@@ -275,8 +355,9 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
 	size_t size = sizeclass_info[cls].size;
 	uint32_t cap = bin_cap(cls, limit);
+	int inherited = b->waste_ticks & BIN_INHERITED;
 	b->waste_ticks = 0;
-	if (!opt(OPT_tcache_adaptive))
+	if (!opt(OPT_tcache_adaptive) || inherited)
 		return;
 	uint32_t max = tbin_max(b);
 	if (max >= cap)
@@ -334,6 +415,7 @@ static void tcache_destructor(void *arg)
 	tc->state = TC_BUSY;
 	tc->node_tag = NODE_TAG_NONE;
 	tcache_flush_all(tc);
+	memo_write(tc);
 	bin_limits_clear(tc);
 	pthread_mutex_lock(&reg_lock);
 	if (tc->reg_prev)
@@ -572,7 +654,7 @@ void tcache_gc_tick(tcache_t *tc)
 		tbin_t *b = &tc->bins[c];
 		unsigned n = tbin_count(b);
 		int overflowed = b->waste_ticks & BIN_OVERFLOWED;
-		b->waste_ticks &= (uint8_t)~BIN_OVERFLOWED;
+		b->waste_ticks &= (uint8_t)~(BIN_OVERFLOWED | BIN_INHERITED);
 		if (overflowed) {
 			/* A bin that overflowed since the last look keeps a
 			 * low-water mark above zero because blocks pass through

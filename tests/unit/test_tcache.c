@@ -474,6 +474,80 @@ static void test_gc_spares_overflowing_bin(void **state)
 		ebb_free(v[i]);
 }
 
+/* A thread that exits leaves its bins' layout and maxima in its slot
+ * region; the next thread to get the region starts with them (a pool's
+ * successor does not grow every bin again). A memo that does not describe
+ * a layout fitting the region, or maxima over the global budget, give the
+ * initial maxima. */
+struct inherit_probe {
+	unsigned cls, grow;	/* in: class to grow, doublings */
+	void **slots;		/* out: the thread's region */
+	unsigned off, max;	/* out: the bin's stack offset and max */
+};
+
+static void *inherit_thread(void *arg)
+{
+	struct inherit_probe *pr = arg;
+	ebb_free(ebb_malloc(16));	/* the cache exists */
+	tcache_t *tc = tcache_self();
+	tbin_t *b = &tc->bins[pr->cls];
+	for (unsigned i = 0; i < pr->grow; i++)
+		tcache_bin_dry(tc, pr->cls);
+	pr->slots = tc->slots;
+	pr->off = (unsigned)(tbin_base(b) - tc->slots);
+	pr->max = tbin_max(b);
+	assert_true(tcache_is_valid(tc));
+	return NULL;
+}
+
+static struct inherit_probe run_inherit_thread(unsigned cls, unsigned grow)
+{
+	struct inherit_probe pr = { .cls = cls, .grow = grow };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, inherit_thread, &pr), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	return pr;
+}
+
+static void test_successor_inherits_bins(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(200);
+	struct inherit_probe a = run_inherit_thread(cls, 4);
+	unsigned init_max = a.max >> 4;		/* four doublings */
+	assert_true(a.max >= 64);
+	struct inherit_probe b = run_inherit_thread(cls, 0);
+	assert_ptr_equal(b.slots, a.slots);	/* the region went to the successor */
+	assert_int_equal(b.max, a.max);		/* and its bin as it was */
+	assert_int_equal(b.off, a.off);
+
+	/* a memo naming a stack that overruns the next one: not used */
+	struct inherit_probe c = run_inherit_thread(cls, 0);
+	assert_ptr_equal(c.slots, a.slots);
+	uint16_t *memo = (uint16_t *)(c.slots + 2);
+	assert_int_equal(memo[2 * cls + 1], c.max);	/* the entry of cls: off, max */
+	memo[2 * cls + 1] = 60000;
+	struct inherit_probe d = run_inherit_thread(cls, 0);
+	assert_ptr_equal(d.slots, a.slots);
+	assert_int_equal(d.max, init_max);
+
+	/* an inherited bin's first dry spell is not demand (every thread's
+	 * bins start empty): it does not grow, or maxima would ratchet up
+	 * with each generation of a pool */
+	struct inherit_probe e = run_inherit_thread(cls, 4);
+	assert_ptr_equal(e.slots, a.slots);
+	assert_int_equal(e.max, init_max << 3);
+
+	/* maxima over what all threads together may cache: initial maxima */
+	int64_t total = atomic_load(&opt_values[OPT_tcache_total_bytes]);
+	atomic_store(&opt_values[OPT_tcache_total_bytes], (int64_t)64 << 10);
+	struct inherit_probe f = run_inherit_thread(cls, 0);
+	atomic_store(&opt_values[OPT_tcache_total_bytes], total);
+	assert_ptr_equal(f.slots, a.slots);
+	assert_int_equal(f.max, init_max);
+	assert_int_equal(f.off, e.off);		/* the layout is kept */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_fixed_bins_do_not_adapt),
 		cmocka_unit_test(test_flush_large_class),
 		cmocka_unit_test(test_gc_spares_overflowing_bin),
+		cmocka_unit_test(test_successor_inherits_bins),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
