@@ -651,6 +651,8 @@ static int xfer_put_one(arena_t *a, void *p)
 	return xfer_put(a, cls, &p, 1) == 1;
 }
 
+static void dalloc_batch(arena_t *a, void **blocks, unsigned n, int to_xfer);
+
 void arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n)
 {
 	/* a flush: the blocks were checked as they were freed, and are all
@@ -658,7 +660,7 @@ void arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n)
 	 * (cached up to 256 KiB) have no transfer cache */
 	unsigned k = cls <= NSMALL ? xfer_put(a, cls, blocks, n) : 0;
 	if (k < n)
-		arena_dalloc_batch(a, blocks + k, n - k);
+		dalloc_batch(a, blocks + k, n - k, 0);	/* that cache is full */
 }
 
 /* Blocks pushed by threads that found the lock taken (arena_dalloc_batch):
@@ -681,7 +683,9 @@ int arena_remote_drain_locked(arena_t *a, uint64_t *now)
 	return released;
 }
 
-void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
+/* to_xfer: offer each block to its class's transfer cache first (a batch
+ * of mixed classes); 0 when the caller just found that cache full. */
+static void dalloc_batch(arena_t *a, void **blocks, unsigned n, int to_xfer)
 {
 	if (n == 0)
 		return;
@@ -707,7 +711,7 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 		 * touching the slab (a producer/consumer pair then trades
 		 * pointers, not bitmap bits) */
 		void *p = blocks[i];
-		if (xfer_put_one(a, p))
+		if (to_xfer && xfer_put_one(a, p))
 			continue;
 		if (!now)
 			now = os_now_ns();
@@ -718,6 +722,11 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 	if (released)
 		reclaim_notify(dirty * PAGE_SIZE,
 			       atomic_load_explicit(&active_total_pages, memory_order_relaxed) * PAGE_SIZE);
+}
+
+void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
+{
+	dalloc_batch(a, blocks, n, 1);
 }
 
 int arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now)
