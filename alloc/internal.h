@@ -377,7 +377,7 @@ EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
 }
 
 typedef struct tcache tcache_t;
-#define TCACHE_REMOTE_MAX 32	/* other nodes' blocks sent home together */
+#define TCACHE_REMOTE_MAX 32	/* other nodes' blocks of a class sent home together */
 struct tcache {
 	tbin_t   bins[NCLASS + 1];
 	uint32_t node;
@@ -397,8 +397,9 @@ struct tcache {
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
 	_Atomic uint32_t relayout;	/* the owner is moving its bins' stacks (fork's child skips it) */
-	uint32_t nremote;		/* blocks of other nodes freed here, waiting to go home */
-	void    *remote[TCACHE_REMOTE_MAX];
+	uint8_t  nremote[NSMALL + 1];	/* per small class: blocks of other nodes freed
+					 * here, waiting to go home (stacks in the slot
+					 * region, after the bins') */
 	void   **slots;			/* the bins' stacks, packed in class order */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
 };
@@ -459,7 +460,8 @@ int      tcache_init(tcache_t *tc);
 void     tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep);
 void     tcache_flush_all(tcache_t *tc);
 void     tcache_flush_remote(tcache_t *tc);	/* other nodes' blocks, home */
-int      tcache_remote_contains(const tcache_t *tc, const void *p);
+void     tcache_remote_push(tcache_t *tc, unsigned cls, void *p);
+int      tcache_remote_contains(const tcache_t *tc, unsigned cls, const void *p);
 void     tcache_gc_tick(tcache_t *tc);
 void     tcache_bin_dry(tcache_t *tc, unsigned cls);	/* refill found the bin empty */
 void     tcache_bin_overflow(tcache_t *tc, unsigned cls);	/* a free found it full */

@@ -357,7 +357,7 @@ static void free_slow(tcache_t *tc, void *p)
 		 * back in its slab? Otherwise the key was a coincidence or
 		 * another thread's cache holds it (not detectable cheaply). */
 		if (tc->state == TC_ACTIVE &&
-		    (bin_contains(&tc->bins[cls], p) || tcache_remote_contains(tc, p)))
+		    (bin_contains(&tc->bins[cls], p) || tcache_remote_contains(tc, cls, p)))
 			ebb_fatal_ptr("free", "double free", p);
 		arena_check_block(p, "free");
 	}
@@ -376,11 +376,12 @@ static void free_slow(tcache_t *tc, void *p)
 		 * in a batch: a lock round trip per block made a cross-node
 		 * producer/consumer pair a third as fast as one node */
 		((uintptr_t *)p)[1] = tcache_key;
-		tc->remote[tc->nremote] = p;
-		ebb_compiler_barrier();	/* slot before count (fork's child) */
-		tc->nremote++;
-		if (tc->nremote == TCACHE_REMOTE_MAX)
-			tcache_flush_remote(tc);
+		if (cls <= NSMALL) {
+			tcache_remote_push(tc, cls, p);
+		} else {
+			atomic_fetch_add_explicit(&c->arena->remote_frees, 1, memory_order_relaxed);
+			arena_dalloc_batch(c->arena, &p, 1);
+		}
 		return;
 	}
 	slow_tick(tc);

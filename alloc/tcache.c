@@ -66,6 +66,27 @@ static void **slot_free_regions;	/* under reg_lock */
 
 static uint32_t bin_cap(unsigned cls, size_t limit);
 
+/* After the bins' stacks, each small class has a stack of blocks of other
+ * nodes freed by this thread (never reused here: they go home), sent home
+ * a class at a time when full (TCACHE_REMOTE_MAX blocks or REMOTE_BYTES),
+ * on every flush of the whole cache (idle, exit, a node change) and by
+ * trim; so a cross-node producer/consumer pair moves blocks in batches of
+ * one class, one transfer-cache lock round trip each, as on one node. */
+#define REMOTE_BYTES ((size_t)16 << 10)
+static uint8_t remote_cap[NSMALL + 1];
+static uint16_t remote_off[NSMALL + 1];	/* from the end of the bins' stacks */
+static size_t remote_slots;
+
+static size_t slot_region_bytes(void)
+{
+	return ALIGN_UP((slot_region_slots + remote_slots) * sizeof(void *), PAGE_SIZE);
+}
+
+static void **remote_stack(const tcache_t *tc, unsigned cls)
+{
+	return tc->slots + slot_region_slots + remote_off[cls];
+}
+
 static void **slots_get(void)
 {
 	pthread_mutex_lock(&reg_lock);
@@ -73,6 +94,12 @@ static void **slots_get(void)
 		size_t limit = (size_t)opt(OPT_tcache_max_bytes), n = 0;
 		for (unsigned c = 1; c <= NCLASS; c++)
 			n += bin_cap(c, limit);
+		for (unsigned c = 1; c <= NSMALL; c++) {
+			size_t k = REMOTE_BYTES / sizeclass_info[c].size;
+			remote_cap[c] = (uint8_t)(k < 1 ? 1 : k > TCACHE_REMOTE_MAX ? TCACHE_REMOTE_MAX : k);
+			remote_off[c] = (uint16_t)remote_slots;
+			remote_slots += remote_cap[c];
+		}
 		slot_region_slots = n ? n : 1;
 	}
 	void **r = slot_free_regions;
@@ -84,7 +111,7 @@ static void **slots_get(void)
 		return r;
 	}
 	void *m;
-	size_t bytes = ALIGN_UP(slot_region_slots * sizeof(void *), PAGE_SIZE);
+	size_t bytes = slot_region_bytes();
 	if (os_map(bytes, PAGE_SIZE, &m))
 		return NULL;
 	os_name(m, bytes, "ebbmalloc:tcache");
@@ -549,6 +576,21 @@ int tcache_is_valid(const tcache_t *tc)
 					return 0;
 		}
 	}
+	/* other nodes' blocks, each of its stack's class, not of this node */
+	for (unsigned c = 1; c <= NSMALL; c++) {
+		void **st = remote_stack(tc, c);
+		if (tc->nremote[c] >= remote_cap[c])
+			return 0;
+		for (unsigned i = 0; i < tc->nremote[c]; i++) {
+			void *p = st[i];
+			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
+				return 0;
+			chunk_t *ch = chunk_of(p);
+			size_t pg = chunk_page_of(ch, p);
+			if (ch->page_cls[pg] != c || ch->node == tc->node)
+				return 0;
+		}
+	}
 	return bound == tc->bound_bytes && used <= slot_region_slots;
 }
 
@@ -598,30 +640,49 @@ void tcache_flush_all(tcache_t *tc)
 	tc->cached_pub = 0;
 }
 
-void tcache_flush_remote(tcache_t *tc)
+/* Send the other nodes' blocks of one class home, by owning arena, as a
+ * flush does (into the class's transfer cache, the rest into the slabs). */
+static void remote_flush_class(tcache_t *tc, unsigned cls)
 {
-	unsigned n = tc->nremote < TCACHE_REMOTE_MAX ? tc->nremote : TCACHE_REMOTE_MAX;
-	if (!n)
-		return;
+	unsigned n = tc->nremote[cls];
 	void *blocks[TCACHE_REMOTE_MAX];
-	memcpy(blocks, tc->remote, n * sizeof(void *));
-	tc->nremote = 0;
-	/* by owning arena, as tcache_return_blocks does (any classes) */
+	memcpy(blocks, remote_stack(tc, cls), n * sizeof(void *));
+	tc->nremote[cls] = 0;
 	void **b = blocks;
 	while (n > 0) {
 		arena_t *a;
 		unsigned k = arena_group(b, n, &a);
 		atomic_fetch_add_explicit(&a->remote_frees, k, memory_order_relaxed);
-		arena_dalloc_batch(a, b, k);
+		arena_dalloc_cached(a, cls, b, k);
 		b += k;
 		n -= k;
 	}
 }
 
-int tcache_remote_contains(const tcache_t *tc, const void *p)
+void tcache_remote_push(tcache_t *tc, unsigned cls, void *p)
 {
-	for (unsigned i = 0; i < tc->nremote && i < TCACHE_REMOTE_MAX; i++)
-		if (tc->remote[i] == p)
+	unsigned n = tc->nremote[cls];
+	remote_stack(tc, cls)[n] = p;
+	ebb_compiler_barrier();	/* slot before count (fork's child) */
+	tc->nremote[cls] = (uint8_t)(n + 1);
+	if (n + 1 >= remote_cap[cls])
+		remote_flush_class(tc, cls);
+}
+
+void tcache_flush_remote(tcache_t *tc)
+{
+	for (unsigned c = 1; c <= NSMALL; c++)
+		if (tc->nremote[c])
+			remote_flush_class(tc, c);
+}
+
+int tcache_remote_contains(const tcache_t *tc, unsigned cls, const void *p)
+{
+	if (cls > NSMALL || !tc->slots)
+		return 0;
+	void **s = remote_stack(tc, cls);
+	for (unsigned i = 0; i < tc->nremote[cls]; i++)
+		if (s[i] == p)
 			return 1;
 	return 0;
 }
@@ -803,7 +864,7 @@ void tcache_idle_scan(uint64_t now_ns)
 	unsigned nheld = 0;
 	if (marked) {
 		int barrier_ok = os_membarrier() == 0;
-		size_t region = ALIGN_UP(slot_region_slots * sizeof(void *), PAGE_SIZE);
+		size_t region = slot_region_bytes();
 		for (tcache_t *t = reg_head; t; t = t->reg_next) {
 			if (!t->scan_mark)
 				continue;

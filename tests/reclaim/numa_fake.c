@@ -16,12 +16,19 @@
  *     (but for the warm-up block of 32 B);
  *  4. the CPU 1 thread allocates again: its own node grows, not the first.
  *  Also nnodes == 2 and the per-node figures add up to the totals.
+ *  5. a CPU 1 thread that stays alive frees 1000 small blocks of CPU 0:
+ *     all but less than a batch go home while it lives, and none of its
+ *     next 1000 allocations of that size is one of them;
+ *  6. freeing twice a block that waits in that thread's batch to go home
+ *     aborts with "double free" (in a forked child).
  * Mode "off" (EBB_NUMA=off EBB_NUMA_FAKE=2): nnodes == 1, both threads
  * allocate from node 0, and step 3 counts no remote frees.
  * Needs CPUs 0 and 1 in the affinity mask (else skip, 77).
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #include "rtest.h"
 
@@ -110,6 +117,154 @@ static void check_sums(const struct ebb_stats *st, const char *when)
 	      dirty == st->dirty_bytes && chunks == st->chunks && remote == st->remote_frees &&
 	      mapped + st->huge_bytes <= st->mapped_bytes,
 	      "%s: per-node figures do not add up to the totals", when);
+}
+
+/* 5: a consumer on CPU 1 that stays alive frees NLIVE small blocks of
+ * CPU 0: they go home in batches of a class while it lives (all but less
+ * than a batch before it exits), and its own allocations of that class
+ * afterwards are never those blocks (they went home, not into its bins). */
+#define NLIVE 1000
+static void *live_alloc(void *arg)
+{
+	void **blk = arg;
+	for (unsigned i = 0; i < NLIVE; i++)
+		blk[i] = ebb_malloc(SMALL);
+	return NULL;
+}
+
+static void *one_alloc(void *arg)
+{
+	*(void **)arg = ebb_malloc(SMALL);
+	return NULL;
+}
+
+struct live_job {
+	void **blk;
+	unsigned home;
+	uint64_t remote_alive;	/* home's remote_frees grew by this before the exit */
+	unsigned reused;
+	int got_cpu;
+};
+
+static int ptr_cmp(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void *live_run(void *arg)
+{
+	struct live_job *j = arg;
+	static void *mine[NLIVE];
+	struct ebb_stats a, b;
+	j->got_cpu = sched_getcpu();
+	ebb_free(ebb_malloc(SMALL));	/* a cache */
+	rt_stats(&a);
+	for (unsigned i = 0; i < NLIVE; i++)
+		ebb_free(j->blk[i]);
+	rt_stats(&b);
+	j->remote_alive = b.node[j->home].remote_frees - a.node[j->home].remote_frees;
+	for (unsigned i = 0; i < NLIVE; i++)
+		mine[i] = ebb_malloc(SMALL);
+	qsort(j->blk, NLIVE, sizeof(void *), ptr_cmp);
+	for (unsigned i = 0; i < NLIVE; i++)
+		j->reused += bsearch(&mine[i], j->blk, NLIVE, sizeof(void *), ptr_cmp) != NULL;
+	for (unsigned i = 0; i < NLIVE; i++)
+		ebb_free(mine[i]);
+	return NULL;
+}
+
+static void live_consumer(unsigned home)
+{
+	static void *blk[NLIVE];
+	struct live_job j = { .blk = blk, .home = home };
+	pthread_attr_t a;
+	cpu_set_t set;
+	pthread_t th;
+	for (unsigned i = 0; i < NLIVE; i++)
+		blk[i] = NULL;
+	/* CPU 0 allocates them (a thread that exits: nothing stays cached) */
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	if (pthread_create(&th, &a, live_alloc, blk) != 0) {
+		CHECK(0, "pthread_create failed");
+		return;
+	}
+	pthread_join(th, NULL);
+	for (unsigned i = 0; i < NLIVE; i++)
+		if (!blk[i]) {
+			CHECK(0, "CPU 0 could not allocate");
+			return;
+		}
+	CPU_ZERO(&set);
+	CPU_SET(1, &set);
+	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	if (pthread_create(&th, &a, live_run, &j) != 0) {
+		CHECK(0, "pthread_create failed");
+		return;
+	}
+	pthread_join(th, NULL);
+	pthread_attr_destroy(&a);
+	printf("a live CPU 1 thread freed %u blocks of node %u: %llu went home while it lived; "
+	       "%u of its %u allocations were those blocks\n", NLIVE, home,
+	       (unsigned long long)j.remote_alive, j.reused, NLIVE);
+	CHECK(j.got_cpu == 1, "the thread pinned to CPU 1 ran on CPU %d", j.got_cpu);
+	CHECK(j.remote_alive + 32 >= NLIVE, "only %llu of %u remote frees went home while the thread lived",
+	      (unsigned long long)j.remote_alive, NLIVE);
+	CHECK(j.reused == 0, "%u blocks of node %u were reused on the other node", j.reused, home);
+}
+
+/* 6: a second free of a block waiting to go home is a double free. */
+static void *df_run(void *arg)
+{
+	void *p = arg;
+	ebb_free(ebb_malloc(SMALL));
+	ebb_free(p);
+	ebb_free(p);
+	return NULL;
+}
+
+static void remote_double_free(void)
+{
+	void *p = NULL;
+	pthread_attr_t a;
+	cpu_set_t set;
+	pthread_t th;
+	int pfd[2];
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+	pthread_create(&th, &a, one_alloc, &p);
+	pthread_join(th, NULL);
+	if (!p || pipe(pfd) != 0) {
+		CHECK(0, "set-up failed");
+		return;
+	}
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pfd[1], 2);
+		CPU_ZERO(&set);
+		CPU_SET(1, &set);
+		pthread_attr_setaffinity_np(&a, sizeof(set), &set);
+		pthread_create(&th, &a, df_run, p);
+		pthread_join(th, NULL);
+		_exit(0);
+	}
+	close(pfd[1]);
+	char msg[256] = "";
+	ssize_t k = read(pfd[0], msg, sizeof(msg) - 1);
+	msg[k > 0 ? k : 0] = 0;
+	close(pfd[0]);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	pthread_attr_destroy(&a);
+	printf("double free of a block waiting to go home: %s%s", WIFSIGNALED(st) ? "aborted: " : "not aborted", msg);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(msg, "double free"),
+	      "a double free of a block in the remote stack was not caught (status %#x)", st);
 }
 
 int main(int argc, char **argv)
@@ -219,6 +374,10 @@ int main(int argc, char **argv)
 	if (!off)
 		CHECK(d_alloc(&s3, &s4, na) < (int64_t)MiB, "node %u grew by %lld bytes for CPU 1's allocations",
 		      na, (long long)d_alloc(&s3, &s4, na));
+	if (!off) {
+		live_consumer(na);
+		remote_double_free();
+	}
 	check_sums(&s0, "start");
 	check_sums(&s4, "end");
 	for (unsigned i = 0; i < nwarm; i++)
