@@ -54,7 +54,12 @@ static pthread_key_t tc_key;
 static int tc_key_ok;
 static _Atomic unsigned tc_seq;
 
-#define FLUSH_BATCH 256
+/* Blocks handed back per round of a flush (a lock round trip per arena
+ * each): the buffer is on the stack of an application thread's free, so
+ * it stays small (it was 2 KiB); the overflow and GC flushes take at most
+ * a batch (TCACHE_BATCH_MAX), and a flush of a whole bin takes its rounds
+ * from the top, where nothing has to move. */
+#define FLUSH_BATCH 32
 
 /* ---- slot regions --------------------------------------------------------------- */
 /* One region holds every bin's stack at its largest: sum over classes of
@@ -616,8 +621,12 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 		ebb_compiler_barrier();
 		void **base = tbin_base(b);
-		memcpy(blocks, base, drop * sizeof(void *));
-		memmove(base, base + drop, (n - drop) * sizeof(void *));
+		if (keep == 0) {	/* all of it: from the top, nothing moves */
+			memcpy(blocks, base + n - drop, drop * sizeof(void *));
+		} else {
+			memcpy(blocks, base, drop * sizeof(void *));
+			memmove(base, base + drop, (n - drop) * sizeof(void *));
+		}
 		n -= drop;
 		b->top = base + n;
 		ebb_compiler_barrier();
