@@ -14,39 +14,33 @@
 #include "os.h"
 #include "reclaim.h"
 
-struct arena_figures {
-	uint64_t allocated, active, dirty, purging, purged, chunks, remote_frees, xfer;
-	unsigned threads;
-};
+_Static_assert(EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE <= EBB_STATS_MAX_ARENAS,
+	       "struct ebb_stats has room for every arena");
 
 /* One arena's figures, read under its lock. */
-static void arena_figures_read(arena_t *a, struct arena_figures *f)
+static void arena_figures_read(arena_t *a, struct ebb_arena_stats *f)
 {
 	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
 	arena_remote_drain_locked(a, &now);	/* pushed frees count as freed */
-	f->xfer = arena_xfer_bytes(a);
-	f->allocated = a->alloc_bytes - f->xfer;	/* blocks in the transfer caches are free */
-	f->active = a->active_pages * PAGE_SIZE;
-	f->dirty = a->dirty_pages * PAGE_SIZE;
-	f->purging = a->purging_pages * PAGE_SIZE;
-	f->purged = a->purged_bytes;
+	f->xfer_bytes = arena_xfer_bytes(a);
+	f->allocated_bytes = a->alloc_bytes - f->xfer_bytes;	/* blocks in the transfer caches are free */
+	f->active_bytes = a->active_pages * PAGE_SIZE;
+	f->dirty_bytes = a->dirty_pages * PAGE_SIZE;
+	f->purging_bytes = a->purging_pages * PAGE_SIZE;
+	f->purged_bytes = a->purged_bytes;
 	f->chunks = a->nchunks;
+	f->mapped_bytes = f->chunks * CHUNK_SIZE;
 	f->remote_frees = atomic_load_explicit(&a->remote_frees, memory_order_relaxed);
 	pthread_mutex_unlock(&a->lock);
+	f->node = a->node;
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
 }
 
-static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs);
-
+/* The per-arena figures are read first; each node's are the sums of its
+ * arenas' and the totals the sums of the nodes' (plus huge blocks), so a
+ * snapshot always agrees with itself. */
 void stats_collect(struct ebb_stats *st)
-{
-	stats_collect_with(st, NULL);
-}
-
-/* figs (narenas entries, or NULL) receives the per-arena figures the
- * totals were summed from, so that a printout agrees with itself. */
-static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs)
 {
 	memset(st, 0, sizeof(*st));
 	st->version = EBB_STATS_VERSION;
@@ -55,21 +49,19 @@ static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs)
 		return;
 	}
 	st->nnodes = nnodes;
+	st->narenas = narenas;
 	for (unsigned i = 0; i < narenas; i++) {
-		arena_t *a = arenas[i];
-		struct ebb_node_stats *ns = &st->node[a->node < EBB_STATS_MAX_NODES ? a->node : 0];
-		struct arena_figures f;
-		arena_figures_read(a, &f);
-		if (figs)
-			figs[i] = f;
-		ns->allocated_bytes += f.allocated;
-		ns->active_bytes += f.active;
-		ns->dirty_bytes += f.dirty;
-		ns->purging_bytes += f.purging;
-		ns->purged_bytes += f.purged;
-		ns->mapped_bytes += f.chunks * CHUNK_SIZE;
-		ns->chunks += f.chunks;
-		ns->remote_frees += f.remote_frees;
+		struct ebb_arena_stats *f = &st->arena[i];
+		arena_figures_read(arenas[i], f);
+		struct ebb_node_stats *ns = &st->node[f->node < EBB_STATS_MAX_NODES ? f->node : 0];
+		ns->allocated_bytes += f->allocated_bytes;
+		ns->active_bytes += f->active_bytes;
+		ns->dirty_bytes += f->dirty_bytes;
+		ns->purging_bytes += f->purging_bytes;
+		ns->purged_bytes += f->purged_bytes;
+		ns->mapped_bytes += f->mapped_bytes;
+		ns->chunks += f->chunks;
+		ns->remote_frees += f->remote_frees;
 	}
 	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
 		struct ebb_node_stats *ns = &st->node[n];
@@ -90,6 +82,12 @@ static void stats_collect_with(struct ebb_stats *st, struct arena_figures *figs)
 	st->tcache_bytes = tcache_stats_bytes(&st->threads);
 	st->tcache_flushes = atomic_load_explicit(&tcache_flush_count, memory_order_relaxed);
 	backend_stats_merge(st);
+	uint64_t bb[EBB_STATS_BACKENDS], bs[EBB_STATS_BACKENDS];
+	backend_stats_by(bb, bs);
+	for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++) {
+		st->by_backend[k].batches = bb[k];
+		st->by_backend[k].syscalls = bs[k];
+	}
 }
 
 EBB_EXPORT int ebb_stats(struct ebb_stats *out)
@@ -120,17 +118,18 @@ static void out_flush(struct out *o)
 
 #define U(x) ((unsigned long long)(x))
 
+static const char *const backend_names[EBB_STATS_BACKENDS] = { "uring", "vector", "madvise" };
+
 EBB_EXPORT void ebb_stats_print(int fd, int format)
 {
-	struct ebb_stats st;
+	struct ebb_stats st;	/* ~11 KiB, as the per-arena table was before */
 	struct out o = { .fd = fd };
-	struct arena_figures figs[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
-	stats_collect_with(&st, figs);
+	stats_collect(&st);
 	if (format == 1) {
-		OUT(&o, "{\"version\":%u,\"nnodes\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,"
+		OUT(&o, "{\"version\":%u,\"nnodes\":%u,\"narenas\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,"
 			"\"dirty_bytes\":%llu,\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,",
-		    st.version, st.nnodes, U(st.allocated_bytes), U(st.active_bytes), U(st.dirty_bytes),
-		    U(st.purging_bytes), U(st.purged_bytes), U(st.mapped_bytes));
+		    st.version, st.nnodes, st.narenas, U(st.allocated_bytes), U(st.active_bytes),
+		    U(st.dirty_bytes), U(st.purging_bytes), U(st.purged_bytes), U(st.mapped_bytes));
 		OUT(&o, "\"huge_bytes\":%llu,\"huge_count\":%llu,\"tcache_bytes\":%llu,\"chunks\":%llu,"
 			"\"threads\":%llu,\"tcache_flushes\":%llu,\"remote_frees\":%llu,",
 		    U(st.huge_bytes), U(st.huge_count), U(st.tcache_bytes), U(st.chunks), U(st.threads),
@@ -152,21 +151,24 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 			    U(ns->remote_frees));
 		}
 		OUT(&o, "],\"arenas\":[");
-		for (unsigned i = 0; i < narenas; i++) {
-			struct arena_figures f = figs[i];
+		for (unsigned i = 0; i < st.narenas; i++) {
+			const struct ebb_arena_stats *f = &st.arena[i];
 			OUT(&o, "%s{\"arena\":%u,\"node\":%u,\"threads\":%u,\"allocated_bytes\":%llu,"
 				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
-				"\"purged_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,\"xfer_bytes\":%llu}",
-			    i ? "," : "", i, arenas[i]->node, f.threads, U(f.allocated), U(f.active),
-			    U(f.dirty), U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees), U(f.xfer));
+				"\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,"
+				"\"xfer_bytes\":%llu}",
+			    i ? "," : "", i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes),
+			    U(f->dirty_bytes), U(f->purging_bytes), U(f->purged_bytes), U(f->mapped_bytes),
+			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes));
 		}
-		uint64_t bb[3], bs[3];
-		backend_stats_by(bb, bs);
-		OUT(&o, "],\"purge_by_backend\":{\"uring\":{\"batches\":%llu,\"syscalls\":%llu},"
-			"\"vector\":{\"batches\":%llu,\"syscalls\":%llu},\"madvise\":{\"batches\":%llu,\"syscalls\":%llu}}}\n",
-		    U(bb[0]), U(bs[0]), U(bb[1]), U(bs[1]), U(bb[2]), U(bs[2]));
+		OUT(&o, "],\"purge_by_backend\":{");
+		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)
+			OUT(&o, "%s\"%s\":{\"batches\":%llu,\"syscalls\":%llu}", k ? "," : "",
+			    backend_names[k], U(st.by_backend[k].batches), U(st.by_backend[k].syscalls));
+		OUT(&o, "}}\n");
 	} else {
-		OUT(&o, "ebbmalloc stats (%u node(s), backend %s)\n", st.nnodes, st.backend);
+		OUT(&o, "ebbmalloc stats (%u node(s), %u arena(s), backend %s)\n", st.nnodes, st.narenas,
+		    st.backend);
 		OUT(&o, "  allocated %12llu  active %12llu  mapped %12llu\n", U(st.allocated_bytes),
 		    U(st.active_bytes), U(st.mapped_bytes));
 		OUT(&o, "  dirty     %12llu  purging %11llu  purged %12llu\n", U(st.dirty_bytes),
@@ -175,22 +177,28 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		    U(st.threads), U(st.huge_bytes), U(st.huge_count));
 		OUT(&o, "  purge batches %llu, syscalls %llu, ranges %llu, fallbacks %llu\n",
 		    U(st.purge_batches), U(st.purge_syscalls), U(st.purge_ranges), U(st.backend_fallbacks));
+		OUT(&o, "  purges by backend:");
+		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)
+			OUT(&o, "%s %s %llu batches / %llu syscalls", k ? "," : "", backend_names[k],
+			    U(st.by_backend[k].batches), U(st.by_backend[k].syscalls));
+		OUT(&o, "\n  purge batch latency (batches taking < 2^i us, i = 0..%d):", EBB_STATS_LAT_BUCKETS - 1);
+		for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+			OUT(&o, " %llu", U(st.purge_batch_lat[i]));
+		OUT(&o, "\n  cache flushes %llu, remote frees %llu, chunks %llu\n", U(st.tcache_flushes),
+		    U(st.remote_frees), U(st.chunks));
 		for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
 			const struct ebb_node_stats *ns = &st.node[n];
-			OUT(&o, "  node %u: allocated %llu active %llu dirty %llu purged %llu chunks %llu remote_frees %llu\n",
+			OUT(&o, "  node %u: allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu\n",
 			    n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
-			    U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees));
+			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees));
 		}
-		for (unsigned i = 0; i < narenas; i++) {
-			struct arena_figures f = figs[i];
+		for (unsigned i = 0; i < st.narenas; i++) {
+			const struct ebb_arena_stats *f = &st.arena[i];
 			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu\n",
-			    i, arenas[i]->node, f.threads, U(f.allocated), U(f.active), U(f.dirty),
-			    U(f.purging), U(f.purged), U(f.chunks), U(f.remote_frees), U(f.xfer));
+			    i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes), U(f->dirty_bytes),
+			    U(f->purging_bytes), U(f->purged_bytes), U(f->chunks), U(f->remote_frees),
+			    U(f->xfer_bytes));
 		}
-		uint64_t bb[3], bs[3];
-		backend_stats_by(bb, bs);
-		OUT(&o, "  purges by backend: uring %llu batches / %llu syscalls, vector %llu / %llu, madvise %llu / %llu\n",
-		    U(bb[0]), U(bs[0]), U(bb[1]), U(bs[1]), U(bb[2]), U(bs[2]));
 	}
 	out_flush(&o);
 }

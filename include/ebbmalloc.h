@@ -76,9 +76,11 @@ int    ebb_ctl(const char *name, void *oldp, size_t *oldlenp,
 	       const void *newp, size_t newlen);
 
 /* ---- statistics -------------------------------------------------------- */
-#define EBB_STATS_VERSION	1
+#define EBB_STATS_VERSION	2	/* 2: per-arena figures and purges by backend */
 #define EBB_STATS_MAX_NODES	8
+#define EBB_STATS_MAX_ARENAS	128	/* EBB_STATS_MAX_NODES x 16 arenas per node */
 #define EBB_STATS_LAT_BUCKETS	16	/* purge batch latency, bucket i: < 2^i µs */
+#define EBB_STATS_BACKENDS	3	/* by_backend[]: 0 uring, 1 vector, 2 madvise */
 
 struct ebb_node_stats {
 	uint64_t allocated_bytes;	/* bytes handed out (class-rounded), incl. cached */
@@ -89,6 +91,29 @@ struct ebb_node_stats {
 	uint64_t mapped_bytes;		/* address space held in chunks */
 	uint64_t chunks;
 	uint64_t remote_frees;		/* frees of blocks owned by another node */
+};
+
+/* One arena; a node's figures are the sums of its arenas'. */
+struct ebb_arena_stats {
+	uint32_t node;
+	uint32_t threads;		/* threads whose cache belongs to it */
+	uint64_t allocated_bytes;
+	uint64_t active_bytes;
+	uint64_t dirty_bytes;
+	uint64_t purging_bytes;
+	uint64_t purged_bytes;
+	uint64_t mapped_bytes;
+	uint64_t chunks;
+	uint64_t remote_frees;
+	uint64_t xfer_bytes;		/* free blocks in its transfer caches */
+};
+
+/* Purges one backend made. A batch one backend failed and the next one
+ * finished counts for both, so the batches of by_backend[] add up to at
+ * least purge_batches; their syscalls add up to purge_syscalls. */
+struct ebb_backend_stats {
+	uint64_t batches;
+	uint64_t syscalls;
 };
 
 struct ebb_stats {
@@ -114,6 +139,11 @@ struct ebb_stats {
 	uint64_t backend_fallbacks;
 	char     backend[16];		/* "uring", "vector", "madvise", "none" */
 	struct ebb_node_stats node[EBB_STATS_MAX_NODES];
+	/* since version 2 */
+	struct ebb_backend_stats by_backend[EBB_STATS_BACKENDS];
+	uint32_t narenas;
+	uint32_t reserved;
+	struct ebb_arena_stats arena[EBB_STATS_MAX_ARENAS];
 };
 
 /* Fill *out with a consistent-enough snapshot (counters are read without

@@ -55,6 +55,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static const char *const backend_names[EBB_STATS_BACKENDS] = { "uring", "vector", "madvise" };
+
 static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 {
 	const struct ebb_stats *s = &f->stats;
@@ -112,7 +114,29 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		       (unsigned long long)n->purged_bytes, (unsigned long long)n->mapped_bytes,
 		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees);
 	}
-	printf("%s]\n}\n", s->nnodes ? "\n  " : "");
+	printf("%s],\n", s->nnodes ? "\n  " : "");
+	printf("  \"arenas\": [");
+	for (i = 0; i < s->narenas; i++) {
+		const struct ebb_arena_stats *a = &s->arena[i];
+
+		printf("%s\n    {\"arena\": %u, \"node\": %u, \"threads\": %u, \"allocated_bytes\": %llu, "
+		       "\"active_bytes\": %llu, \"dirty_bytes\": %llu, \"purging_bytes\": %llu, "
+		       "\"purged_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
+		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu}",
+		       i ? "," : "", i, a->node, a->threads,
+		       (unsigned long long)a->allocated_bytes, (unsigned long long)a->active_bytes,
+		       (unsigned long long)a->dirty_bytes, (unsigned long long)a->purging_bytes,
+		       (unsigned long long)a->purged_bytes, (unsigned long long)a->mapped_bytes,
+		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
+		       (unsigned long long)a->xfer_bytes);
+	}
+	printf("%s],\n", s->narenas ? "\n  " : "");
+	printf("  \"purge_by_backend\": {");
+	for (i = 0; i < EBB_STATS_BACKENDS; i++)
+		printf("%s\"%s\": {\"batches\": %llu, \"syscalls\": %llu}", i ? ", " : "",
+		       backend_names[i], (unsigned long long)s->by_backend[i].batches,
+		       (unsigned long long)s->by_backend[i].syscalls);
+	printf("}\n}\n");
 }
 
 #define B(i, v) fmt_bytes((v), b[i], sizeof(b[0]))
@@ -149,9 +173,27 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 		       B(3, n->purging_bytes), B(4, n->purged_bytes), B(5, n->mapped_bytes),
 		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees);
 	}
+	printf("\n%-6s %4s %11s %11s %11s %11s %11s %7s %10s\n", "arena", "thr", "allocated",
+	       "active", "dirty", "purging", "purged", "chunks", "remote-fr");
+	for (i = 0; i < s->narenas; i++) {
+		const struct ebb_arena_stats *a = &s->arena[i];
+		char id[16];
+
+		snprintf(id, sizeof(id), "%u/n%u", i, a->node);
+		printf("%-6s %4u %11s %11s %11s %11s %11s %7llu %10llu\n", id, a->threads,
+		       B(0, a->allocated_bytes), B(1, a->active_bytes), B(2, a->dirty_bytes),
+		       B(3, a->purging_bytes), B(4, a->purged_bytes),
+		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees);
+	}
 	printf("\npurge  batches %llu   syscalls %llu   ranges %llu   backend fallbacks %llu\n",
 	       (unsigned long long)s->purge_batches, (unsigned long long)s->purge_syscalls,
 	       (unsigned long long)s->purge_ranges, (unsigned long long)s->backend_fallbacks);
+	printf("       by backend:");
+	for (i = 0; i < EBB_STATS_BACKENDS; i++)
+		printf("%s %s %llu/%llu", i ? "," : "", backend_names[i],
+		       (unsigned long long)s->by_backend[i].batches,
+		       (unsigned long long)s->by_backend[i].syscalls);
+	printf(" (batches/syscalls)\n");
 	if (prev && dt_s > 0) {
 		printf("       rate: %.1f batches/s  %.1f syscalls/s  %s/s purged\n",
 		       (double)(s->purge_batches - prev->stats.purge_batches) / dt_s,
@@ -247,6 +289,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	proc_cmdline(pid, cmd, sizeof(cmd));
+	for (char *c = cmd; *c; c++)	/* an argument may hold a newline */
+		if ((unsigned char)*c < 0x20)
+			*c = ' ';
 
 	if (json || once) {
 		ret = statsfile_read(path, &cur);

@@ -174,6 +174,8 @@ int statsfile_read(const char *path, struct ebb_stats_file *out)
 		return -EPROTO;
 	if (out->stats.nnodes > EBB_STATS_MAX_NODES)
 		out->stats.nnodes = EBB_STATS_MAX_NODES;
+	if (out->stats.narenas > EBB_STATS_MAX_ARENAS)
+		out->stats.narenas = EBB_STATS_MAX_ARENAS;
 	out->stats.backend[sizeof(out->stats.backend) - 1] = '\0';
 	return 0;
 }

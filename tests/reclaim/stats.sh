@@ -2,7 +2,9 @@
 # stats.sh - stats consistency (issue 7, point 5): stats_check.c under
 # LD_PRELOAD with EBB_STATS=1 and EBB_STATS_FILE; then the exit report on
 # stderr, malloc_info's XML (python3 xml.etree) and ebb_stats_print's JSON
-# (python3 json), whose per-node figures must add up to its totals.
+# (python3 json), whose per-node figures must add up to its totals and each
+# node's to the sums of its arenas' (every byte and count figure), with
+# active <= mapped at every level and the purges by backend adding up.
 # stats.sh 2: the same on the fake 2-node topology (EBB_NUMA_FAKE=2), so the
 # per-node sums add more than one node.
 set -u
@@ -63,21 +65,40 @@ if s is not None:
     for k in ("allocated_bytes", "active_bytes"):
         if sum(n[k] for n in nodes) + s["huge_bytes"] != s[k]:
             fail("JSON: nodes' %s + huge != total" % k)
-    for k in ("dirty_bytes", "purged_bytes", "chunks", "remote_frees"):
+    for k in ("dirty_bytes", "purging_bytes", "purged_bytes", "chunks", "remote_frees"):
         if sum(n[k] for n in nodes) != s[k]:
             fail("JSON: nodes' %s != total" % k)
+    if sum(n["mapped_bytes"] for n in nodes) > s["mapped_bytes"]:
+        fail("JSON: nodes' mapped_bytes > total")
     # per arena: each node's figures are the sum of its arenas'
     arenas = s.get("arenas", [])
-    if not arenas:
-        fail("JSON: no per-arena figures")
+    if not arenas or len(arenas) != s.get("narenas"):
+        fail("JSON: %d per-arena rows, narenas %s" % (len(arenas), s.get("narenas")))
+    keys = ("allocated_bytes", "active_bytes", "dirty_bytes", "purging_bytes", "purged_bytes",
+            "mapped_bytes", "chunks", "remote_frees")
     for n in nodes:
         mine = [a for a in arenas if a["node"] == n["node"]]
-        for k in ("dirty_bytes", "purged_bytes", "chunks", "remote_frees"):
+        if not mine:
+            fail("JSON: node %d has no arena" % n["node"])
+        for k in keys:
             if sum(a[k] for a in mine) != n[k]:
-                fail("JSON: node %d: arenas' %s != node's" % (n["node"], k))
+                fail("JSON: node %d: arenas' %s %d != node's %d" % (n["node"], k, sum(a[k] for a in mine), n[k]))
+        if n["active_bytes"] > n["mapped_bytes"]:
+            fail("JSON: node %d: active > mapped" % n["node"])
+    for a in arenas:
+        if not (a["allocated_bytes"] <= a["active_bytes"] <= a["mapped_bytes"]):
+            fail("JSON: arena %d: allocated %d, active %d, mapped %d" % (a["arena"], a["allocated_bytes"], a["active_bytes"], a["mapped_bytes"]))
+    if s["active_bytes"] > s["mapped_bytes"]:
+        fail("JSON: active > mapped")
     by = s.get("purge_by_backend", {})
+    if sorted(by) != ["madvise", "uring", "vector"]:
+        fail("JSON: purge_by_backend has %s" % sorted(by))
     if sum(b["batches"] for b in by.values()) < s["purge_batches"]:
         fail("JSON: purge batches by backend < total")
+    if sum(b["syscalls"] for b in by.values()) != s["purge_syscalls"]:
+        fail("JSON: purge syscalls by backend != total")
+    if sum(s["purge_batch_lat_us_log2"]) != s["purge_batches"]:
+        fail("JSON: latency histogram holds %d batches of %d" % (sum(s["purge_batch_lat_us_log2"]), s["purge_batches"]))
     print("ebb_stats_print JSON: %d node(s), %d arena(s), allocated %.1f MiB, backend %s" %
           (len(nodes), len(arenas), s["allocated_bytes"] / 2**20, s.get("backend")))
 sys.exit(bad)

@@ -6,9 +6,12 @@
  * each) and park; with the process quiet, the main thread checks:
  *  - ebb_stats: the per-node figures add up to the totals (allocated and
  *    active plus huge, dirty, purging, purged, chunks, remote frees;
- *    mapped at least the nodes' plus huge); active <= mapped and
- *    allocated <= active, in total and per node; allocated >= the bytes
- *    the program holds; huge_count >= 6 and huge_bytes >= 48 MiB;
+ *    mapped at least the nodes' plus huge), and each node's figures are
+ *    the sums of its arenas' (all eight); active <= mapped and
+ *    allocated <= active, in total, per node and per arena; the backends'
+ *    syscalls add up to purge_syscalls, their batches to purge_batches
+ *    (more only after a fallback); allocated >= the bytes the program
+ *    holds; huge_count >= 6 and huge_bytes >= 48 MiB;
  *  - mallinfo2(): arena, uordblks, hblks, hblkhd are non-zero and agree
  *    with the above (uordblks >= bytes held, hblks == huge_count, hblkhd
  *    == huge_bytes, uordblks and fordblks within arena + hblkhd);
@@ -17,7 +20,7 @@
  *    writes argv[2] (stats.sh parses the JSON);
  *  - the live stats file: magic EBB_STATS_FILE_MAGIC, our pid, refreshed
  *    within 1 s, a seqlock-consistent copy whose allocated, active, mapped,
- *    chunks and huge figures equal ebb_stats'; after 16 MiB more are
+ *    chunks and huge figures (and each arena's) equal ebb_stats'; after 16 MiB more are
  *    allocated, the file shows them within 1 s (refresh period 100 ms);
  * then everything is freed, the threads exit and after malloc_trim(0)
  * dirty and purging are 0, tcache_flushes has counted the flushes, the
@@ -130,6 +133,59 @@ static void check_stats(const struct ebb_stats *st, size_t held, const char *whe
 	      (unsigned long long)st->allocated_bytes, held);
 	CHECK(st->chunks * 4 * MiB == mapped, "%s: %llu chunks but %llu bytes mapped in chunks", when,
 	      (unsigned long long)st->chunks, (unsigned long long)mapped);
+
+	/* per arena: each node's figures are the sums of its arenas' */
+	CHECK(st->narenas >= st->nnodes && st->narenas <= EBB_STATS_MAX_ARENAS, "%s: narenas %u for %u node(s)",
+	      when, st->narenas, st->nnodes);
+	struct ebb_node_stats sum[EBB_STATS_MAX_NODES];
+	memset(sum, 0, sizeof(sum));
+	for (unsigned i = 0; i < st->narenas && i < EBB_STATS_MAX_ARENAS; i++) {
+		const struct ebb_arena_stats *a = &st->arena[i];
+		CHECK(a->node < st->nnodes, "%s: arena %u on node %u of %u", when, i, a->node, st->nnodes);
+		if (a->node >= st->nnodes)
+			continue;
+		CHECK(a->allocated_bytes <= a->active_bytes && a->active_bytes <= a->mapped_bytes &&
+		      a->active_bytes + a->dirty_bytes + a->purging_bytes <= a->mapped_bytes &&
+		      a->mapped_bytes == a->chunks * 4 * MiB,
+		      "%s: arena %u: allocated %llu active %llu dirty %llu purging %llu mapped %llu chunks %llu",
+		      when, i, (unsigned long long)a->allocated_bytes, (unsigned long long)a->active_bytes,
+		      (unsigned long long)a->dirty_bytes, (unsigned long long)a->purging_bytes,
+		      (unsigned long long)a->mapped_bytes, (unsigned long long)a->chunks);
+		struct ebb_node_stats *s = &sum[a->node];
+		s->allocated_bytes += a->allocated_bytes;
+		s->active_bytes += a->active_bytes;
+		s->dirty_bytes += a->dirty_bytes;
+		s->purging_bytes += a->purging_bytes;
+		s->purged_bytes += a->purged_bytes;
+		s->mapped_bytes += a->mapped_bytes;
+		s->chunks += a->chunks;
+		s->remote_frees += a->remote_frees;
+	}
+	for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++)
+		CHECK(!memcmp(&sum[n], &st->node[n], sizeof(sum[n])),
+		      "%s: node %u: arenas' sums (allocated %llu active %llu dirty %llu purging %llu purged %llu "
+		      "mapped %llu chunks %llu remote %llu) != the node's (%llu %llu %llu %llu %llu %llu %llu %llu)",
+		      when, n, (unsigned long long)sum[n].allocated_bytes, (unsigned long long)sum[n].active_bytes,
+		      (unsigned long long)sum[n].dirty_bytes, (unsigned long long)sum[n].purging_bytes,
+		      (unsigned long long)sum[n].purged_bytes, (unsigned long long)sum[n].mapped_bytes,
+		      (unsigned long long)sum[n].chunks, (unsigned long long)sum[n].remote_frees,
+		      (unsigned long long)st->node[n].allocated_bytes, (unsigned long long)st->node[n].active_bytes,
+		      (unsigned long long)st->node[n].dirty_bytes, (unsigned long long)st->node[n].purging_bytes,
+		      (unsigned long long)st->node[n].purged_bytes, (unsigned long long)st->node[n].mapped_bytes,
+		      (unsigned long long)st->node[n].chunks, (unsigned long long)st->node[n].remote_frees);
+
+	/* purges by backend: every syscall was made by one backend; a batch
+	 * counts once in total and once per backend that tried it */
+	uint64_t bb = 0, bs = 0;
+	for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++) {
+		bb += st->by_backend[k].batches;
+		bs += st->by_backend[k].syscalls;
+	}
+	CHECK(bs == st->purge_syscalls, "%s: backends' syscalls %llu != purge_syscalls %llu", when,
+	      (unsigned long long)bs, (unsigned long long)st->purge_syscalls);
+	CHECK(bb >= st->purge_batches && (st->backend_fallbacks || bb == st->purge_batches),
+	      "%s: backends' batches %llu, purge_batches %llu, fallbacks %llu", when, (unsigned long long)bb,
+	      (unsigned long long)st->purge_batches, (unsigned long long)st->backend_fallbacks);
 }
 
 /* Copy the stats file's content under its seqlock; 0 or -1. */
@@ -211,8 +267,15 @@ static void check_stats_file(void)
 	CHECK(c.stats.version == st.version && c.stats.nnodes == st.nnodes &&
 	      c.stats.allocated_bytes == st.allocated_bytes && c.stats.active_bytes == st.active_bytes &&
 	      c.stats.mapped_bytes == st.mapped_bytes && c.stats.chunks == st.chunks &&
-	      c.stats.huge_bytes == st.huge_bytes && c.stats.huge_count == st.huge_count,
+	      c.stats.huge_bytes == st.huge_bytes && c.stats.huge_count == st.huge_count &&
+	      c.stats.narenas == st.narenas,
 	      "stats file figures differ from ebb_stats in a quiet process");
+	for (unsigned i = 0; i < st.narenas && i < EBB_STATS_MAX_ARENAS; i++)
+		CHECK(c.stats.arena[i].node == st.arena[i].node &&
+		      c.stats.arena[i].allocated_bytes == st.arena[i].allocated_bytes &&
+		      c.stats.arena[i].active_bytes == st.arena[i].active_bytes &&
+		      c.stats.arena[i].chunks == st.arena[i].chunks,
+		      "stats file: arena %u differs from ebb_stats in a quiet process", i);
 	/* a change shows up within a refresh period (bounded wait of 1 s) */
 	void *more[16];
 	for (int i = 0; i < 16; i++) {

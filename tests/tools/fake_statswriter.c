@@ -78,6 +78,38 @@ static void fill_fixed(struct ebb_stats_file *f)
 		st(&n->chunks, 6);
 		st(&n->remote_frees, 40 + 19 * i);
 	}
+	/* node 0 has arenas 0 and 1, node 1 arena 2: each node's figures are
+	 * the sums of its arenas' */
+	static const uint64_t ar[3][8] = {
+		/* allocated, active, dirty, purging, purged, mapped (MiB), chunks, remote_frees */
+		{ 20, 25, 1, 0, 1000, 54, 3, 10 },
+		{ 40, 40, 2, 0, 24, 54, 3, 30 },
+		{ 63, 65, 4, 0, 1024, 109, 6, 59 },
+	};
+	s->narenas = 3;
+	for (i = 0; i < 3; i++) {
+		struct ebb_arena_stats *a = &s->arena[i];
+
+		a->node = i == 2;
+		a->threads = 5 + i;
+		st(&a->allocated_bytes, ar[i][0] * MIB);
+		st(&a->active_bytes, ar[i][1] * MIB);
+		st(&a->dirty_bytes, ar[i][2] * MIB);
+		st(&a->purging_bytes, ar[i][3] * MIB);
+		st(&a->purged_bytes, ar[i][4] * MIB);
+		st(&a->mapped_bytes, ar[i][5] * MIB);
+		st(&a->chunks, ar[i][6]);
+		st(&a->remote_frees, ar[i][7]);
+		st(&a->xfer_bytes, (i + 1) * 4096);
+	}
+	/* uring failed 10 batches that vector finished: 1010 batches in all
+	 * for 1000, 1001 syscalls */
+	st(&s->by_backend[0].batches, 1000);
+	st(&s->by_backend[0].syscalls, 995);
+	st(&s->by_backend[1].batches, 10);
+	st(&s->by_backend[1].syscalls, 6);
+	st(&s->by_backend[2].batches, 0);
+	st(&s->by_backend[2].syscalls, 0);
 }
 
 static void fill_k(struct ebb_stats_file *f, uint64_t k)
@@ -93,6 +125,15 @@ static void fill_k(struct ebb_stats_file *f, uint64_t k)
 	}
 	for (i = 0; i < 2; i++)
 		for (w = (uint64_t *)&s->node[i]; w < (uint64_t *)&s->node[i + 1]; w++)
+			st(w, k);
+	for (w = (uint64_t *)&s->by_backend[0]; w < (uint64_t *)&s->by_backend[EBB_STATS_BACKENDS]; w++) {
+		st(w, k);
+		sched_yield();
+	}
+	/* the arenas' 64-bit figures (node and threads stay as they are) */
+	s->narenas = 3;
+	for (i = 0; i < 3; i++)
+		for (w = &s->arena[i].allocated_bytes; w < (uint64_t *)&s->arena[i + 1]; w++)
 			st(w, k);
 }
 

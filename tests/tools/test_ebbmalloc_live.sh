@@ -3,8 +3,8 @@
 # (build/libebbmalloc.so through ebbrun): the library's own stats file is
 # found (from -o stats_file= and from EBB_STATS_FILE) and read by ebbstat,
 # with figures that match what the process holds (64 MiB in 1 KiB blocks)
-# and the documented relations (per-node sums + huge = totals, active <=
-# mapped); rsswatch records active/dirty next to RSS and active rises with
+# and the documented relations (per-node sums + huge = totals, per-arena
+# sums = the node's figures, active <= mapped); rsswatch records active/dirty next to RSS and active rises with
 # a 200 MiB workload; ebb-doctor names ebbmalloc and points at ebbstat.
 . "$(dirname "$0")/lib.sh"
 
@@ -19,7 +19,11 @@ wait_file() {
 }
 
 # sum_nodes FILE KEY: the sum of KEY over the "nodes" rows of ebbstat --json
-sum_nodes() { grep '"node":' "$1" | grep -o "\"$2\": [0-9]*" | awk '{s += $2} END {print s + 0}'; }
+sum_nodes() { grep '^    {"node":' "$1" | grep -o "\"$2\": [0-9]*" | awk '{s += $2} END {print s + 0}'; }
+# node_val FILE NODE KEY / sum_arenas FILE NODE KEY: KEY of that node's row,
+# and the sum of KEY over the rows of its arenas
+node_val() { grep "^    {\"node\": $2," "$1" | grep -o "\"$3\": [0-9]*" | awk '{print $2}'; }
+sum_arenas() { grep "\"arena\": [0-9]*, \"node\": $2," "$1" | grep -o "\"$3\": [0-9]*" | awk '{s += $2} END {print s + 0}'; }
 
 live_checks() {	# live_checks NAME PID FILE
 	local name=$1 pid=$2 file=$3 j=$T/$1.json
@@ -48,6 +52,18 @@ live_checks() {	# live_checks NAME PID FILE
 	[ "${nn:-0}" -ge 1 ] && ok "$name: $nn node(s)" || fail "$name: nnodes '$nn'"
 	[ "$(( $(sum_nodes "$j" allocated_bytes) + huge ))" = "$a" ] && ok "$name: node allocated + huge = allocated" \
 		|| fail "$name: node allocated sum $(sum_nodes "$j" allocated_bytes) + huge $huge != allocated $a"
+	local na n k bad=0
+	na=$(grep -c '"arena": [0-9]*, "node"' "$j")
+	[ "$na" -ge "$nn" ] && ok "$name: $na arena rows" || fail "$name: $na arena rows for $nn node(s)"
+	for n in $(seq 0 $((nn - 1))); do
+		for k in allocated_bytes active_bytes dirty_bytes purging_bytes purged_bytes mapped_bytes chunks remote_frees; do
+			[ "$(sum_arenas "$j" $n $k)" = "$(node_val "$j" $n $k)" ] || {
+				bad=1; fail "$name: node $n: arenas' $k $(sum_arenas "$j" $n $k) != node's $(node_val "$j" $n $k)"; }
+		done
+		[ "$(node_val "$j" $n active_bytes)" -le "$(node_val "$j" $n mapped_bytes)" ] || {
+			bad=1; fail "$name: node $n: active > mapped"; }
+	done
+	[ $bad = 0 ] && ok "$name: per node, the arenas' figures add up to the node's; active <= mapped"
 	case "$(jstr "$j" backend)" in
 	uring|vector|madvise|none) ok "$name: backend $(jstr "$j" backend)" ;;
 	*) fail "$name: backend '$(jstr "$j" backend)'" ;;

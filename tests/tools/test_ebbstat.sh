@@ -20,7 +20,7 @@ if wait_line "$T/f.out" ready; then
 	for kv in pid=$pid allocated_bytes=$((123 * M)) active_bytes=$((130 * M)) dirty_bytes=$((7 * M)) \
 		purging_bytes=$M purged_bytes=$((2048 * M)) mapped_bytes=$((256 * M)) huge_bytes=$((40 * M)) \
 		huge_count=3 tcache_bytes=$((5 * M)) chunks=12 threads=17 tcache_flushes=4242 remote_frees=99 \
-		purge_batches=1000 purge_syscalls=1001 purge_ranges=64000 backend_fallbacks=0 nnodes=2 version=1; do
+		purge_batches=1000 purge_syscalls=1001 purge_ranges=64000 backend_fallbacks=0 nnodes=2 version=2; do
 		k=${kv%%=*}; v=${kv#*=}
 		got=$(jnum "$T/f.json" "$k")
 		[ "$got" = "$v" ] || fail "$k = '$got', want $v"
@@ -28,6 +28,12 @@ if wait_line "$T/f.out" ready; then
 	[ "$(jstr "$T/f.json" backend)" = uring ] || fail "backend '$(jstr "$T/f.json" backend)'"
 	grep -q '"node": 1, "allocated_bytes": 66060288, .*"remote_frees": 59}' "$T/f.json" || fail "node 1 row wrong"
 	grep -q '"purge_batch_lat_us_lt_pow2": \[0, 0, 0, 100, 200, 300, 400, 500, 600, 0' "$T/f.json" || fail "latency histogram wrong"
+	grep -q '"arena": 0, "node": 0, "threads": 5, "allocated_bytes": 20971520, "active_bytes": 26214400, .*"chunks": 3, "remote_frees": 10, "xfer_bytes": 4096}' "$T/f.json" \
+		|| fail "arena 0 row wrong: $(grep '"arena": 0' "$T/f.json")"
+	grep -q '"arena": 2, "node": 1, "threads": 7, "allocated_bytes": 66060288, ' "$T/f.json" || fail "arena 2 row wrong"
+	[ "$(grep -c '"arena": ' "$T/f.json")" = 3 ] || fail "$(grep -c '"arena": ' "$T/f.json") arena rows, want 3"
+	grep -q '"purge_by_backend": {"uring": {"batches": 1000, "syscalls": 995}, "vector": {"batches": 10, "syscalls": 6}, "madvise": {"batches": 0, "syscalls": 0}}' "$T/f.json" \
+		|| fail "purges by backend wrong: $(grep purge_by_backend "$T/f.json")"
 	rss=$(jnum "$T/f.json" rss_bytes)
 	[ "${rss:-0}" -gt 0 ] || fail "rss_bytes '$rss'"
 	[ $failures = 0 ] && ok "JSON figures equal the written ones"
@@ -36,6 +42,8 @@ if wait_line "$T/f.out" ready; then
 	grep -q "allocated 123.0 MiB" "$T/f.txt" && grep -q "active 130.0 MiB" "$T/f.txt" && grep -q "purged 2.0 GiB" "$T/f.txt" \
 		&& grep -q "backend uring" "$T/f.txt" && grep -qE '^1 +63.0 MiB +65.0 MiB +4.0 MiB' "$T/f.txt" \
 		&& grep -q "batches 1000   syscalls 1001" "$T/f.txt" && grep -qE '< 256 us +600 #{40}$' "$T/f.txt" \
+		&& grep -qE '^2/n1 +7 +63.0 MiB +65.0 MiB +4.0 MiB +0 B +1.0 GiB +6 +59$' "$T/f.txt" \
+		&& grep -q 'by backend: uring 1000/995, vector 10/6, madvise 0/0' "$T/f.txt" \
 		&& ok "text snapshot shows the figures" || { fail "text snapshot"; cat "$T/f.txt"; }
 
 	"$EBBSTAT" -n 3 $pid 50 > "$T/f3.txt"; rc=$?
@@ -77,10 +85,13 @@ if wait_line "$T/k.out" ready; then
 		"$EBBSTAT" --json $pid > "$T/k.json" || { fail "read $i failed"; break; }
 		vals=$(sed -n -e '/"allocated_bytes"/,/"backend_fallbacks"/s/.*: \([0-9]*\),$/\1/p' "$T/k.json"; \
 			grep -o '\[[0-9, ]*\]' "$T/k.json" | tr -d '[]' | tr ',' '\n'; \
-			grep '"node":' "$T/k.json" | sed 's/"node": [0-9]*,//' | grep -o ': [0-9]*' | tr -d ': ')
+			grep '^    {"node":' "$T/k.json" | sed 's/"node": [0-9]*,//' | grep -o ': [0-9]*' | tr -d ': '; \
+			grep '"arena":' "$T/k.json" | sed 's/"arena": [0-9]*, "node": [0-9]*, "threads": [0-9]*,//' | grep -o ': [0-9]*' | tr -d ': '; \
+			grep '"purge_by_backend"' "$T/k.json" | grep -o ': [0-9]*' | tr -d ': ')
 		vals=$(echo "$vals" | tr -d " " | grep -v "^$"); n=$(echo "$vals" | sort -u | wc -l)
 		k=$(echo "$vals" | head -n1)
-		[ "$(echo "$vals" | wc -l)" = 49 ] || { fail "snapshot $i: $(echo "$vals" | wc -l) fields, want 49"; break; }
+		# 17 totals + 16 latency buckets + 2 nodes x 8 + 3 arenas x 9 + 3 backends x 2
+		[ "$(echo "$vals" | wc -l)" = 82 ] || { fail "snapshot $i: $(echo "$vals" | wc -l) fields, want 82"; break; }
 		[ "$n" = 1 ] || { torn=$((torn + 1)); echo "torn snapshot: $(echo "$vals" | sort -u | tr '\n' ' ')"; }
 		[ "$k" -gt "$last" ] && moved=$((moved + 1)); last=$k
 	done
