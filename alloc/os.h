@@ -33,7 +33,9 @@ uint64_t os_random(void);	/* for the tcache key */
 /* Read a small file (sysfs) into buf, NUL-terminated: bytes read or -errno. */
 long     os_read_file(const char *path, char *buf, size_t len);
 unsigned os_gettid(void);
-/* Create (truncate) a file of size bytes and map it shared read-write. */
+/* Create (or reuse) a file of at least size bytes, lock it for this
+ * process and map it shared read-write; -EBUSY if another process holds it.
+ * The file is never shrunk (another process or a reader may map it). */
 int      os_map_file(const char *path, size_t size, void **out);
 /* membarrier(2): register for, and issue, private expedited barriers. */
 int      os_membarrier_register(void);

@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -228,23 +230,32 @@ int os_map_file(const char *path, size_t size, void **out)
 	if (ebb_fault_unlikely(f))
 		return f;
 	int saved = errno;
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		int e = -errno;
 		errno = saved;
 		return e;
 	}
-	int r = 0;
-	if (ftruncate(fd, (off_t)size)) {
+	/* One writer per file. A program exec'd with the same path (no %p in
+	 * it) used to truncate the file that its still-running parent had
+	 * mapped, and the parent's next refresh died of SIGBUS. The lock
+	 * belongs to this open file description: it goes with the descriptor
+	 * kept below, at exit or exec (O_CLOEXEC). */
+	int r = flock(fd, LOCK_EX | LOCK_NB) ? (errno == EWOULDBLOCK ? -EBUSY : -errno) : 0;
+	struct stat st;
+	if (!r && fstat(fd, &st))
 		r = -errno;
-	} else {
+	if (!r && (uint64_t)st.st_size < size && ftruncate(fd, (off_t)size))
+		r = -errno;
+	if (!r) {
 		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (p == MAP_FAILED)
 			r = -errno;
 		else
 			*out = p;
 	}
-	close(fd);
+	if (r)
+		close(fd);	/* on success the descriptor stays open: it holds the lock */
 	errno = saved;
 	return r;
 }

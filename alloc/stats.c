@@ -7,6 +7,7 @@
  * Figures are a consistent-enough snapshot: each arena is read atomically,
  * the whole is not (no stop-the-world).
  */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,11 +236,23 @@ void stats_file_refresh(void)
 		path[k] = 0;
 		void *p;
 		int r = os_map_file(path, sizeof(struct ebb_stats_file), &p);
+		if (r == -EBUSY) {
+			ebb_message("stats file %s is kept by another process (put %%p in the path); "
+				    "live stats off", path);
+			sfile_failed = 1;
+			return;
+		}
 		if (r) {
 			ebb_message("cannot create stats file %s (errno %d); live stats off", path, -r);
 			sfile_failed = 1;
 			return;
 		}
+		/* the file may hold an earlier process's snapshot: mark it
+		 * as being written before it says it is ours */
+		_Atomic uint64_t *seq = (_Atomic uint64_t *)&((struct ebb_stats_file *)p)->seq;
+		atomic_store_explicit(seq, atomic_load_explicit(seq, memory_order_relaxed) | 1,
+				      memory_order_relaxed);
+		atomic_thread_fence(memory_order_release);
 		sfile = p;
 		sfile->pid = (uint64_t)getpid();
 		atomic_store_explicit((_Atomic uint64_t *)&sfile->magic, EBB_STATS_FILE_MAGIC,
@@ -248,7 +261,8 @@ void stats_file_refresh(void)
 	struct ebb_stats st;
 	stats_collect(&st);
 	_Atomic uint64_t *seq = (_Atomic uint64_t *)&sfile->seq;
-	uint64_t s0 = atomic_load_explicit(seq, memory_order_relaxed);
+	/* even, except on the first write over an earlier process's file */
+	uint64_t s0 = atomic_load_explicit(seq, memory_order_relaxed) & ~1ull;
 	atomic_store_explicit(seq, s0 + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	memcpy(&sfile->stats, &st, sizeof(st));

@@ -123,6 +123,38 @@ read -r _ owner _ parent _ child < "$T/fork.out"
 [ -n "${owner:-}" ] && [ "$owner" = "$parent" ] && ok "a forked child leaves the parent's stats file (no %p) alone" \
 	|| fail "stats file without %p after fork: $(cat "$T/fork.out" "$T/fork.err")"
 
+# the same path (no %p) in programs the process runs (fork + exec): they
+# must neither take the file over nor truncate it under the parent, whose
+# next refresh then died of SIGBUS; each says once that it keeps none
+cat > "$T/exec.py" <<'PYEOF'
+import os, struct, subprocess, sys, time
+path = sys.argv[1]
+for _ in range(300):
+    junk = [bytearray(4096) for _ in range(4000)]
+    del junk
+    if os.path.exists(path) and os.path.getsize(path) >= 24:
+        break
+    time.sleep(0.01)
+child = [sys.executable, "-c",
+         "import time\nfor _ in range(8):\n    j = [bytearray(4096) for _ in range(8000)]\n    del j\n    time.sleep(0.03)"]
+for _ in range(6):
+    p = subprocess.Popen(child)
+    while p.poll() is None:   # the parent keeps refreshing its file meanwhile
+        junk = [bytearray(4096) for _ in range(4000)]
+        del junk
+        time.sleep(0.005)
+with open(path, "rb") as f:
+    magic, seq, owner = struct.unpack("<QQQ", f.read(24))
+print("owner", owner, "parent", os.getpid())
+PYEOF
+EBB_STATS_FILE="$T/exec.stats" LD_PRELOAD="$B/libebbmalloc.so" python3 "$T/exec.py" "$T/exec.stats" > "$T/exec.out" 2> "$T/exec.err"; rc=$?
+read -r _ owner _ parent < "$T/exec.out"
+[ $rc = 0 ] && [ -n "${owner:-}" ] && [ "$owner" = "$parent" ] \
+	&& ok "programs run with the same stats_file (no %p) leave the parent's file alone" \
+	|| fail "stats file without %p and exec'd children: rc $rc, $(cat "$T/exec.out") $(grep -v 'kept by another' "$T/exec.err")"
+n=$(grep -c 'stats file .* is kept by another process (put %p in the path); live stats off' "$T/exec.err")
+[ "$n" -ge 6 ] && ok "each child said it keeps no stats file ($n lines)" || fail "$n 'kept by another process' lines, want >= 6"
+
 # rsswatch: active and dirty from the library, next to RSS
 "$RSSWATCH" -i 50 -o "$T/r.csv" -- "$EBBRUN" -o "stats_file=$T/r.%p" -- "$HEAPLOAD" touch 200 1024 > /dev/null 2> "$T/r.err"; rc=$?
 [ $rc = 0 ] && ok "rsswatch -- ebbrun -- heapload: exit 0" || fail "rsswatch rc $rc: $(cat "$T/r.err")"
