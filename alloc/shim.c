@@ -51,12 +51,15 @@ EXPORT struct mallinfo2 mallinfo2(void)
 	struct mallinfo2 mi;
 	ebb_stats(&st);
 	memset(&mi, 0, sizeof(mi));
-	mi.arena = st.mapped_bytes - st.huge_bytes;	/* chunk space */
+	/* as glibc's: arena = uordblks + fordblks, and huge blocks (own
+	 * mappings) only in hblks/hblkhd, so uordblks + hblkhd is what the
+	 * program holds (the JVM adds them up: os::print_memory_info) */
+	mi.arena = st.mapped_bytes - st.huge_bytes;	/* chunks + cached huge mappings */
 	mi.ordblks = (size_t)st.chunks;
 	mi.hblks = (size_t)st.huge_count;
 	mi.hblkhd = st.huge_bytes;
-	mi.uordblks = st.allocated_bytes - st.tcache_bytes;	/* in use by the program */
-	mi.fordblks = st.mapped_bytes - mi.uordblks;	/* free (cached, dirty, clean) */
+	mi.uordblks = st.allocated_bytes - st.huge_bytes - st.tcache_bytes;	/* in use in chunks */
+	mi.fordblks = mi.arena - mi.uordblks;		/* free (cached, dirty, clean) */
 	mi.fsmblks = st.tcache_bytes;
 	mi.keepcost = st.dirty_bytes;			/* what malloc_trim would release */
 	return mi;

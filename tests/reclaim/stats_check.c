@@ -13,8 +13,9 @@
  *    (more only after a fallback); allocated >= the bytes the program
  *    holds; huge_count >= 6 and huge_bytes >= 48 MiB;
  *  - mallinfo2(): arena, uordblks, hblks, hblkhd are non-zero and agree
- *    with the above (uordblks >= bytes held, hblks == huge_count, hblkhd
- *    == huge_bytes, uordblks and fordblks within arena + hblkhd);
+ *    with the above as glibc's do (hblks == huge_count, hblkhd ==
+ *    huge_bytes, uordblks + fordblks == arena, uordblks + hblkhd between
+ *    the bytes held and allocated_bytes);
  *  - malloc_info(0, fp) writes argv[1] (stats.sh parses the XML with
  *    python3), malloc_info(1, fp) fails with EINVAL; ebb_stats_print(fd, 1)
  *    writes argv[2] (stats.sh parses the JSON);
@@ -342,9 +343,13 @@ int main(int argc, char **argv)
 	CHECK(mi.hblks == st.huge_count && mi.hblkhd == st.huge_bytes,
 	      "mallinfo2 hblks/hblkhd %zu/%zu, ebb_stats huge %llu/%llu", mi.hblks, mi.hblkhd,
 	      (unsigned long long)st.huge_count, (unsigned long long)st.huge_bytes);
-	CHECK(mi.uordblks <= mi.arena + mi.hblkhd && mi.fordblks <= mi.arena + mi.hblkhd,
-	      "mallinfo2 uordblks %zu / fordblks %zu beyond arena + hblkhd %zu", mi.uordblks, mi.fordblks,
-	      mi.arena + mi.hblkhd);
+	/* glibc's meaning: arena = uordblks + fordblks (huge blocks are not in
+	 * the arena), uordblks + hblkhd = what the program holds */
+	CHECK(mi.uordblks + mi.fordblks == mi.arena, "mallinfo2 uordblks %zu + fordblks %zu != arena %zu",
+	      mi.uordblks, mi.fordblks, mi.arena);
+	CHECK(mi.uordblks + mi.hblkhd >= held && mi.uordblks + mi.hblkhd <= st.allocated_bytes + MiB,
+	      "mallinfo2 uordblks %zu + hblkhd %zu: the program holds %zu, ebb_stats allocated %llu",
+	      mi.uordblks, mi.hblkhd, held, (unsigned long long)st.allocated_bytes);
 	CHECK(mi.arena == st.chunks * 4 * MiB, "mallinfo2 arena %zu, chunks %llu x 4 MiB", mi.arena,
 	      (unsigned long long)st.chunks);
 
