@@ -517,7 +517,7 @@ enum { RECLAIM_THREAD = 0, RECLAIM_INLINE = 1, RECLAIM_OFF = 2 };
 
 /* ---- stats (stats.c) ----------------------------------------------------- */
 void stats_collect(struct ebb_stats *st);
-void stats_print_at_exit(void);
+void stats_at_exit_arm(void);		/* print at exit while stats=1 (once) */
 void stats_file_refresh(void);		/* reclaim thread: keep EBB_STATS_FILE fresh */
 void stats_file_atfork_child(void);
 

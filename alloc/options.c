@@ -347,6 +347,8 @@ EBB_EXPORT int ebb_ctl(const char *name, void *oldp, size_t *oldlenp, const void
 				return -EINVAL;
 		}
 		atomic_store_explicit(&opt_values[i], x, memory_order_relaxed);
+		if (i == OPT_stats && x)
+			stats_at_exit_arm();	/* a live stats=1 prints at exit too */
 	}
 	return 0;
 }

@@ -95,7 +95,7 @@ static void init_phase2_run(void)
 {
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	if (opt(OPT_stats))
-		atexit(stats_print_at_exit);
+		stats_at_exit_arm();
 	if (opt(OPT_verbose)) {
 		ebb_message("ebbmalloc %d.%d, %s, %u arena(s) per node",
 			    EBBMALLOC_VERSION_MAJOR, EBBMALLOC_VERSION_MINOR, topo_describe(),

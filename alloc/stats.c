@@ -8,6 +8,7 @@
  * the whole is not (no stop-the-world).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -204,9 +205,19 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 	out_flush(&o);
 }
 
-void stats_print_at_exit(void)
+/* stats=1 at start or set later through ebb_ctl: print at exit, unless
+ * stats was set back to 0 by then */
+static void stats_print_at_exit(void)
 {
-	ebb_stats_print(2, 0);
+	if (opt(OPT_stats))
+		ebb_stats_print(2, 0);
+}
+
+void stats_at_exit_arm(void)
+{
+	static _Atomic int armed;
+	if (!atomic_exchange_explicit(&armed, 1, memory_order_relaxed))
+		atexit(stats_print_at_exit);
 }
 
 /* ---- the live stats file ------------------------------------------------------- */
