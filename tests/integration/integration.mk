@@ -3,13 +3,15 @@
 # allocator under test preloaded; outputs must match. Plus start-up checks
 # (constructors that malloc/dlsym/dlopen before main, /bin/true) and the
 # warnings for malformed or unknown EBB_* settings and EBB_VERBOSE
-# (options.sh), and ebb_ctl in a running process (ctl.sh, ctl_live.c).
+# (options.sh), ebb_ctl in a running process (ctl.sh, ctl_live.c), and
+# the names of ebbmalloc's mappings, or silence where the kernel refuses
+# them (named.sh, named_maps.c).
 # EBB_TEST_PRELOAD picks the library (default build/libebbmalloc.so; e.g.
 # /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 validates the harness, "none"
 # compares glibc with itself). About 2-3 minutes on 2 cores.
 INTEG_DIR     := $(BUILD)/tests/integration
 INTEG_DEPS_OK := $(BUILD)/.integration-deps-ok
-INTEG_SCRIPTS := startup options ctl python java gcc git sqlite perl sort
+INTEG_SCRIPTS := startup options ctl named python java gcc git sqlite perl sort
 # program:package pairs the scripts need on a fresh Debian 12 machine
 INTEG_NEEDS   := python3:python3 sqlite3:sqlite3 git:git perl:perl gcc:gcc \
 	objdump:binutils awk:mawk javac:default-jdk-headless
@@ -47,7 +49,12 @@ $(INTEG_DIR)/ctl_live: tests/integration/ctl_live.c include/ebbmalloc.h | $(DEPS
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(filter-out -fsanitize=%,$(CFLAGS_COMMON)) -fno-builtin-malloc -fno-builtin-free -o $@ $< -ldl
 
+$(INTEG_DIR)/named_maps: tests/integration/named_maps.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(filter-out -fsanitize=%,$(CFLAGS_COMMON)) -fno-builtin-malloc -fno-builtin-free -o $@ $<
+
 .PHONY: test-integration
-test-integration: $(INTEG_DEPS_OK) $(INTEG_DIR)/ctor_dlsym $(INTEG_DIR)/ctl_live $(INTEG_LIB_DEP)
+test-integration: $(INTEG_DEPS_OK) $(INTEG_DIR)/ctor_dlsym $(INTEG_DIR)/ctl_live $(INTEG_DIR)/named_maps $(INTEG_LIB_DEP)
 	$(Q)tests/run_tests.sh integration 300 $(addprefix tests/integration/,$(addsuffix .sh,$(INTEG_SCRIPTS)))
 test: test-integration
