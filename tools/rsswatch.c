@@ -312,6 +312,11 @@ static int plot(const char *out, const char *title, char **files, int nfiles)
 			snprintf(t, sizeof(t), "%s active", ser[i].label);
 			fprintf(gp, " using 1:($3/1024.0) with lines lw 1 dt 2 lc %d title ", i + 1);
 			gp_str(gp, t);
+			fprintf(gp, ", ");
+			gp_str(gp, ser[i].path);
+			snprintf(t, sizeof(t), "%s dirty", ser[i].label);
+			fprintf(gp, " using 1:($4/1024.0) with lines lw 1 dt 3 lc %d title ", i + 1);
+			gp_str(gp, t);
 		}
 	}
 	fprintf(gp, "\nset terminal svg size 1100,650 noenhanced\nset output ");

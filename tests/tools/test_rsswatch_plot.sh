@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # test_rsswatch_plot.sh - rsswatch --plot draws several recordings on one
 # chart as PNG and SVG with gnuplot: real files with the right signatures,
-# every run's label in the SVG, active drawn for runs that have it. Skipped
-# only when gnuplot is not installed (apt-get install gnuplot-nox); then
-# rsswatch must say so.
+# every run's label in the SVG, active and dirty drawn for runs that have
+# them. Skipped only when gnuplot is not installed (apt-get install
+# gnuplot-nox); then rsswatch must say so.
 . "$(dirname "$0")/lib.sh"
 
 if ! command -v gnuplot > /dev/null; then
@@ -19,10 +19,10 @@ printf '# rsswatch label=ebb-run pid=1 cmd=x\ntime_s,rss_kib,active_kib,dirty_ki
 [ "$(head -c 8 "$T/runs.png" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] && [ "$(stat -c %s "$T/runs.png")" -gt 2000 ] \
 	&& ok "runs.png is a PNG" || fail "runs.png missing or not a PNG"
 grep -q '<svg' "$T/runs.svg" 2>/dev/null && ok "runs.svg is an SVG" || fail "runs.svg missing or not SVG"
-for l in "glibc-run RSS" "ebb-run RSS" "ebb-run active" "two runs"; do
+for l in "glibc-run RSS" "ebb-run RSS" "ebb-run active" "ebb-run dirty" "two runs"; do
 	grep -q "$l" "$T/runs.svg" 2>/dev/null && ok "SVG shows '$l'" || fail "SVG lacks '$l'"
 done
-grep -q 'glibc-run active' "$T/runs.svg" && fail "glibc-run has no active column but got a line" || ok "no active line without data"
+grep -qE 'glibc-run (active|dirty)' "$T/runs.svg" && fail "glibc-run has no active/dirty columns but got a line" || ok "no active/dirty line without data"
 "$RSSWATCH" --plot "$T/n.png" "$T/missing.csv" 2> "$T/e2"; rc=$?
 [ $rc != 0 ] && grep -q missing.csv "$T/e2" && ok "missing CSV refused" || fail "missing CSV: rc $rc"
 finish
