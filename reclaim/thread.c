@@ -173,7 +173,10 @@ static void *reclaim_main(void *arg)
 			atomic_store_explicit(&trim_result, got, memory_order_relaxed);
 			atomic_store_explicit(&trim_done, req, memory_order_release);
 			futex_wake(&trim_done);
-		} else {
+		} else if (opt(OPT_reclaim) == RECLAIM_THREAD) {
+			/* reclaim=inline or off set through ebb_ctl: this thread
+			 * stops purging (it still serves malloc_trim, idle
+			 * caches and the stats file) */
 			pass(0, 0);
 		}
 		stats_file_refresh();

@@ -3,8 +3,9 @@
 # LD_PRELOAD reads the options the environment set (EBB_DECAY_MS and
 # EBB_CONF), sets live ones and reads them back, is refused (-EPERM,
 # -ENOENT, -EINVAL) without a change; a decay_ms=0 set live purges memory a
-# 1 h decay kept dirty; stats=1 set live prints the report at exit, and
-# stats=0 set live silences EBB_STATS=1. ebbmalloc only.
+# 1 h decay kept dirty; reclaim=off set live stops the reclaim thread's
+# purges (malloc_trim still purges); stats=1 set live prints the report at
+# exit, and stats=0 set live silences EBB_STATS=1. ebbmalloc only.
 . "$(dirname "$0")/lib.sh"
 check_preload
 case ${PRELOAD##*/} in
@@ -37,6 +38,7 @@ live() {
 }
 live read no EBB_DECAY_MS=3600000 EBB_CONF=purge=free,tcache_idle_ms=5000 -- read
 live decay no EBB_DECAY_MS=3600000 -- decay
+live off no EBB_DECAY_MS=100 -- off
 live stats-on yes -- stats 1
 live stats-off no EBB_STATS=1 -- stats 0
 [ $bad = 0 ] || fail "$bad ebb_ctl checks failed"

@@ -10,6 +10,9 @@
  *                    refused without changing anything
  *   ctl_live decay   8 MiB of 64 KiB blocks freed stay dirty under a 1 h
  *                    decay; decay_ms=0 set live purges them within 3 s
+ *   ctl_live off     with the reclaim thread purging (decay 100 ms),
+ *                    reclaim=off set live: 8 MiB freed afterwards stay
+ *                    dirty for 1 s, and malloc_trim still purges them
  *   ctl_live stats N sets the stats option to N live, then exits
  *                    (ctl.sh checks whether the exit report was printed)
  *
@@ -17,6 +20,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,11 +127,12 @@ static void mode_read(ctl_fn ctl)
 	CHECK(ctl("purge", s, &len, NULL, 0) == -EINVAL, "3-byte buffer for 'free': want -EINVAL");
 }
 
-static void mode_decay(ctl_fn ctl, stats_fn stats)
+/* 8 MiB of 64 KiB blocks (page runs, under the 16 MiB dirty cap floor),
+ * touched and freed */
+static void churn_8mib(void)
 {
-	enum { N = 128, SZ = 64 * 1024 };	/* 8 MiB, under the 16 MiB dirty cap floor */
+	enum { N = 128, SZ = 64 * 1024 };
 	static void *p[N];
-	struct ebb_stats st;
 	for (int i = 0; i < N; i++) {
 		p[i] = malloc(SZ);
 		if (p[i])
@@ -135,6 +140,12 @@ static void mode_decay(ctl_fn ctl, stats_fn stats)
 	}
 	for (int i = 0; i < N; i++)
 		free(p[i]);
+}
+
+static void mode_decay(ctl_fn ctl, stats_fn stats)
+{
+	struct ebb_stats st;
+	churn_8mib();
 	sleep_ms(300);
 	stats(&st);
 	uint64_t purged0 = st.purged_bytes;
@@ -157,6 +168,34 @@ static void mode_decay(ctl_fn ctl, stats_fn stats)
 	      (unsigned long long)(st.purged_bytes - purged0));
 }
 
+static void mode_off(ctl_fn ctl, stats_fn stats)
+{
+	struct ebb_stats st;
+	churn_8mib();
+	int purged = 0;
+	for (int i = 0; i < 300 && !purged; i++) {	/* the thread purges: decay 100 ms */
+		sleep_ms(10);
+		stats(&st);
+		purged = st.dirty_bytes == 0 && st.purged_bytes >= 4u << 20;
+	}
+	CHECK(purged, "reclaim=thread, decay 100 ms: %llu bytes still dirty after 3 s",
+	      (unsigned long long)st.dirty_bytes);
+	CHECK(ctl("reclaim", NULL, NULL, "off", 4) == 0, "reclaim=off refused");
+	uint64_t purged0 = st.purged_bytes;
+	churn_8mib();
+	sleep_ms(1000);
+	stats(&st);
+	printf("reclaim=off set live, 1 s after freeing 8 MiB: dirty %llu, purged +%llu\n",
+	       (unsigned long long)st.dirty_bytes, (unsigned long long)(st.purged_bytes - purged0));
+	CHECK(st.dirty_bytes >= 4u << 20 && st.purged_bytes == purged0,
+	      "reclaim=off set live: the thread still purged (dirty %llu, purged +%llu)",
+	      (unsigned long long)st.dirty_bytes, (unsigned long long)(st.purged_bytes - purged0));
+	int r = malloc_trim(0);
+	stats(&st);
+	CHECK(r == 1 && st.dirty_bytes == 0, "reclaim=off: malloc_trim returned %d, dirty %llu", r,
+	      (unsigned long long)st.dirty_bytes);
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -171,12 +210,14 @@ int main(int argc, char **argv)
 		mode_read(ctl);
 	} else if (!strcmp(mode, "decay")) {
 		mode_decay(ctl, stats);
+	} else if (!strcmp(mode, "off")) {
+		mode_off(ctl, stats);
 	} else if (!strcmp(mode, "stats") && argc > 2) {
 		uint64_t v = (uint64_t)atoi(argv[2]);
 		CHECK(ctl("stats", NULL, NULL, &v, sizeof(v)) == 0, "stats=%s refused", argv[2]);
 		free(malloc(100));
 	} else {
-		printf("usage: ctl_live read|decay|stats 0|1\n");
+		printf("usage: ctl_live read|decay|off|stats 0|1\n");
 		return 1;
 	}
 	if (failures)
