@@ -658,6 +658,7 @@ void arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n)
 	/* a flush: the blocks were checked as they were freed, and are all
 	 * of cls, so no block's metadata is read here; page-run classes
 	 * (cached up to 256 KiB) have no transfer cache */
+	atomic_fetch_add_explicit(&a->cache_flushes, 1, memory_order_relaxed);
 	unsigned k = cls <= NSMALL ? xfer_put(a, cls, blocks, n) : 0;
 	if (k < n)
 		dalloc_batch(a, blocks + k, n - k, 0);	/* that cache is full */

@@ -290,6 +290,7 @@ struct arena {
 	uint64_t purged_bytes;
 	uint64_t alloc_bytes;		/* blocks out of slabs/runs (incl. cached and xfer) */
 	_Atomic uint64_t remote_frees;	/* blocks freed by threads of other nodes */
+	_Atomic uint64_t cache_flushes;	/* thread-cache flushes handed to it */
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
 	uint64_t xfer_pass_ns;		/* the reclaim pass that last drained them */
@@ -517,6 +518,8 @@ enum { RECLAIM_THREAD = 0, RECLAIM_INLINE = 1, RECLAIM_OFF = 2 };
 
 /* ---- stats (stats.c) ----------------------------------------------------- */
 void stats_collect(struct ebb_stats *st);
+struct ebb_stats *stats_snapshot(void);	/* mapped: free with stats_snapshot_free */
+void stats_snapshot_free(struct ebb_stats *st);
 void stats_at_exit_arm(void);		/* print at exit while stats=1 (once) */
 void stats_file_refresh(void);		/* reclaim thread: keep EBB_STATS_FILE fresh */
 void stats_file_atfork_child(void);

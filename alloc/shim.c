@@ -47,21 +47,23 @@ EXPORT int mallopt(int param, int value)
 
 EXPORT struct mallinfo2 mallinfo2(void)
 {
-	struct ebb_stats st;
+	struct ebb_stats *st = stats_snapshot();
 	struct mallinfo2 mi;
-	ebb_stats(&st);
 	memset(&mi, 0, sizeof(mi));
+	if (!st)
+		return mi;
 	/* as glibc's: arena = uordblks + fordblks, and huge blocks (own
 	 * mappings) only in hblks/hblkhd, so uordblks + hblkhd is what the
 	 * program holds (the JVM adds them up: os::print_memory_info) */
-	mi.arena = st.mapped_bytes - st.huge_bytes;	/* chunks + cached huge mappings */
-	mi.ordblks = (size_t)st.chunks;
-	mi.hblks = (size_t)st.huge_count;
-	mi.hblkhd = st.huge_bytes;
-	mi.uordblks = st.allocated_bytes - st.huge_bytes - st.tcache_bytes;	/* in use in chunks */
+	mi.arena = st->mapped_bytes - st->huge_bytes;	/* chunks + cached huge mappings */
+	mi.ordblks = (size_t)st->chunks;
+	mi.hblks = (size_t)st->huge_count;
+	mi.hblkhd = st->huge_bytes;
+	mi.uordblks = st->allocated_bytes - st->huge_bytes - st->tcache_bytes;	/* in use in chunks */
 	mi.fordblks = mi.arena - mi.uordblks;		/* free (cached, dirty, clean) */
-	mi.fsmblks = st.tcache_bytes;
-	mi.keepcost = st.dirty_bytes;			/* what malloc_trim would release */
+	mi.fsmblks = st->tcache_bytes;
+	mi.keepcost = st->dirty_bytes;			/* what malloc_trim would release */
+	stats_snapshot_free(st);
 	return mi;
 }
 
@@ -97,12 +99,15 @@ EXPORT int malloc_info(int options, FILE *fp)
 		errno = EINVAL;
 		return -1;
 	}
-	struct ebb_stats st;
-	ebb_stats(&st);
+	struct ebb_stats *st = stats_snapshot();
+	if (!st) {
+		errno = ENOMEM;
+		return -1;
+	}
 	fprintf(fp, "<malloc version=\"ebbmalloc-%d.%d\">\n", EBBMALLOC_VERSION_MAJOR,
 		EBBMALLOC_VERSION_MINOR);
-	for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
-		const struct ebb_node_stats *ns = &st.node[n];
+	for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		const struct ebb_node_stats *ns = &st->node[n];
 		fprintf(fp, "<heap nr=\"%u\">\n<total type=\"allocated\" size=\"%llu\"/>\n"
 			"<total type=\"active\" size=\"%llu\"/>\n<total type=\"dirty\" size=\"%llu\"/>\n"
 			"<total type=\"purged\" size=\"%llu\"/>\n<system type=\"current\" size=\"%llu\"/>\n</heap>\n",
@@ -112,8 +117,9 @@ EXPORT int malloc_info(int options, FILE *fp)
 	}
 	fprintf(fp, "<total type=\"huge\" count=\"%llu\" size=\"%llu\"/>\n"
 		"<total type=\"tcache\" size=\"%llu\"/>\n<system type=\"current\" size=\"%llu\"/>\n</malloc>\n",
-		(unsigned long long)st.huge_count, (unsigned long long)st.huge_bytes,
-		(unsigned long long)st.tcache_bytes, (unsigned long long)st.mapped_bytes);
+		(unsigned long long)st->huge_count, (unsigned long long)st->huge_bytes,
+		(unsigned long long)st->tcache_bytes, (unsigned long long)st->mapped_bytes);
+	stats_snapshot_free(st);
 	return 0;
 }
 

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stddef.h>
+
 #include "internal.h"
 #include "os.h"
 #include "reclaim.h"
@@ -34,6 +36,7 @@ static void arena_figures_read(arena_t *a, struct ebb_arena_stats *f)
 	f->chunks = a->nchunks;
 	f->mapped_bytes = f->chunks * CHUNK_SIZE;
 	f->remote_frees = atomic_load_explicit(&a->remote_frees, memory_order_relaxed);
+	f->cache_flushes = atomic_load_explicit(&a->cache_flushes, memory_order_relaxed);
 	pthread_mutex_unlock(&a->lock);
 	f->node = a->node;
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
@@ -64,7 +67,10 @@ void stats_collect(struct ebb_stats *st)
 		ns->mapped_bytes += f->mapped_bytes;
 		ns->chunks += f->chunks;
 		ns->remote_frees += f->remote_frees;
+		st->node_purge[f->node < EBB_STATS_MAX_NODES ? f->node : 0].cache_flushes += f->cache_flushes;
 	}
+	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++)
+		reclaim_node_stats(n, &st->node_purge[n]);
 	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
 		struct ebb_node_stats *ns = &st->node[n];
 		st->allocated_bytes += ns->allocated_bytes;
@@ -92,12 +98,50 @@ void stats_collect(struct ebb_stats *st)
 	}
 }
 
-EBB_EXPORT int ebb_stats(struct ebb_stats *out)
+/* A snapshot for the entry points an application thread calls
+ * (ebb_stats_print, malloc_stats, mallinfo2, malloc_info): struct
+ * ebb_stats is ~11 KiB with the per-arena table, too much for a thread's
+ * stack, so it is mapped for the call (not taken from the heap whose
+ * figures it reads). NULL if that fails. */
+struct ebb_stats *stats_snapshot(void)
 {
-	if (!out)
+	void *p;
+	if (os_map(ALIGN_UP(sizeof(struct ebb_stats), PAGE_SIZE), PAGE_SIZE, &p))
+		return NULL;
+	stats_collect(p);
+	return p;
+}
+
+void stats_snapshot_free(struct ebb_stats *st)
+{
+	os_unmap(st, ALIGN_UP(sizeof(struct ebb_stats), PAGE_SIZE));
+}
+
+/* Version 1's struct: everything up to the per-node figures. */
+#define STATS_V1_SIZE offsetof(struct ebb_stats, by_backend)
+
+EBB_EXPORT int ebb_stats_sized(struct ebb_stats *out, size_t size)
+{
+	if (!out || size < STATS_V1_SIZE)
 		return -1;
-	stats_collect(out);
+	if (size >= sizeof(*out)) {
+		stats_collect(out);	/* a newer caller's fields beyond ours: zero */
+		memset((char *)out + sizeof(*out), 0, size - sizeof(*out));
+		return 0;
+	}
+	struct ebb_stats *st = stats_snapshot();
+	if (!st)
+		return -1;
+	memcpy(out, st, size);
+	out->version = 1;	/* an older caller: version 1 is the only smaller struct */
+	stats_snapshot_free(st);
 	return 0;
+}
+
+/* For programs built against version 1 of the header (no size passed). */
+EBB_EXPORT int (ebb_stats)(struct ebb_stats *out)
+{
+	return ebb_stats_sized(out, STATS_V1_SIZE);
 }
 
 /* ---- printing ------------------------------------------------------------------- */
@@ -124,85 +168,99 @@ static const char *const backend_names[EBB_STATS_BACKENDS] = { "uring", "vector"
 
 EBB_EXPORT void ebb_stats_print(int fd, int format)
 {
-	struct ebb_stats st;	/* ~11 KiB, as the per-arena table was before */
+	struct ebb_stats *st = stats_snapshot();
 	struct out o = { .fd = fd };
-	stats_collect(&st);
+	if (!st)
+		return;
 	if (format == 1) {
 		OUT(&o, "{\"version\":%u,\"nnodes\":%u,\"narenas\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,"
 			"\"dirty_bytes\":%llu,\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,",
-		    st.version, st.nnodes, st.narenas, U(st.allocated_bytes), U(st.active_bytes),
-		    U(st.dirty_bytes), U(st.purging_bytes), U(st.purged_bytes), U(st.mapped_bytes));
+		    st->version, st->nnodes, st->narenas, U(st->allocated_bytes), U(st->active_bytes),
+		    U(st->dirty_bytes), U(st->purging_bytes), U(st->purged_bytes), U(st->mapped_bytes));
 		OUT(&o, "\"huge_bytes\":%llu,\"huge_count\":%llu,\"tcache_bytes\":%llu,\"chunks\":%llu,"
 			"\"threads\":%llu,\"tcache_flushes\":%llu,\"remote_frees\":%llu,",
-		    U(st.huge_bytes), U(st.huge_count), U(st.tcache_bytes), U(st.chunks), U(st.threads),
-		    U(st.tcache_flushes), U(st.remote_frees));
+		    U(st->huge_bytes), U(st->huge_count), U(st->tcache_bytes), U(st->chunks), U(st->threads),
+		    U(st->tcache_flushes), U(st->remote_frees));
 		OUT(&o, "\"purge_batches\":%llu,\"purge_syscalls\":%llu,\"purge_ranges\":%llu,"
 			"\"backend\":\"%s\",\"backend_fallbacks\":%llu,\"purge_batch_lat_us_log2\":[",
-		    U(st.purge_batches), U(st.purge_syscalls), U(st.purge_ranges), st.backend,
-		    U(st.backend_fallbacks));
+		    U(st->purge_batches), U(st->purge_syscalls), U(st->purge_ranges), st->backend,
+		    U(st->backend_fallbacks));
 		for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
-			OUT(&o, "%s%llu", i ? "," : "", U(st.purge_batch_lat[i]));
+			OUT(&o, "%s%llu", i ? "," : "", U(st->purge_batch_lat[i]));
 		OUT(&o, "],\"nodes\":[");
-		for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
-			const struct ebb_node_stats *ns = &st.node[n];
+		for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
+			const struct ebb_node_stats *ns = &st->node[n];
+			const struct ebb_node_purge_stats *np = &st->node_purge[n];
 			OUT(&o, "%s{\"node\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,\"dirty_bytes\":%llu,"
 				"\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,"
-				"\"remote_frees\":%llu}",
+				"\"remote_frees\":%llu,\"cache_flushes\":%llu,\"purge_batches\":%llu,"
+				"\"purge_syscalls\":%llu,\"purge_batch_lat_us_log2\":[",
 			    n ? "," : "", n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
 			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->mapped_bytes), U(ns->chunks),
-			    U(ns->remote_frees));
+			    U(ns->remote_frees), U(np->cache_flushes), U(np->batches), U(np->syscalls));
+			for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+				OUT(&o, "%s%llu", i ? "," : "", U(np->batch_lat[i]));
+			OUT(&o, "]}");
 		}
 		OUT(&o, "],\"arenas\":[");
-		for (unsigned i = 0; i < st.narenas; i++) {
-			const struct ebb_arena_stats *f = &st.arena[i];
+		for (unsigned i = 0; i < st->narenas; i++) {
+			const struct ebb_arena_stats *f = &st->arena[i];
 			OUT(&o, "%s{\"arena\":%u,\"node\":%u,\"threads\":%u,\"allocated_bytes\":%llu,"
 				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
 				"\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,"
-				"\"xfer_bytes\":%llu}",
+				"\"xfer_bytes\":%llu,\"cache_flushes\":%llu}",
 			    i ? "," : "", i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes),
 			    U(f->dirty_bytes), U(f->purging_bytes), U(f->purged_bytes), U(f->mapped_bytes),
-			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes));
+			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes), U(f->cache_flushes));
 		}
 		OUT(&o, "],\"purge_by_backend\":{");
 		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)
 			OUT(&o, "%s\"%s\":{\"batches\":%llu,\"syscalls\":%llu}", k ? "," : "",
-			    backend_names[k], U(st.by_backend[k].batches), U(st.by_backend[k].syscalls));
+			    backend_names[k], U(st->by_backend[k].batches), U(st->by_backend[k].syscalls));
 		OUT(&o, "}}\n");
 	} else {
-		OUT(&o, "ebbmalloc stats (%u node(s), %u arena(s), backend %s)\n", st.nnodes, st.narenas,
-		    st.backend);
-		OUT(&o, "  allocated %12llu  active %12llu  mapped %12llu\n", U(st.allocated_bytes),
-		    U(st.active_bytes), U(st.mapped_bytes));
-		OUT(&o, "  dirty     %12llu  purging %11llu  purged %12llu\n", U(st.dirty_bytes),
-		    U(st.purging_bytes), U(st.purged_bytes));
-		OUT(&o, "  tcache    %12llu  threads %11llu  huge   %12llu (%llu)\n", U(st.tcache_bytes),
-		    U(st.threads), U(st.huge_bytes), U(st.huge_count));
+		OUT(&o, "ebbmalloc stats (%u node(s), %u arena(s), backend %s)\n", st->nnodes, st->narenas,
+		    st->backend);
+		OUT(&o, "  allocated %12llu  active %12llu  mapped %12llu\n", U(st->allocated_bytes),
+		    U(st->active_bytes), U(st->mapped_bytes));
+		OUT(&o, "  dirty     %12llu  purging %11llu  purged %12llu\n", U(st->dirty_bytes),
+		    U(st->purging_bytes), U(st->purged_bytes));
+		OUT(&o, "  tcache    %12llu  threads %11llu  huge   %12llu (%llu)\n", U(st->tcache_bytes),
+		    U(st->threads), U(st->huge_bytes), U(st->huge_count));
 		OUT(&o, "  purge batches %llu, syscalls %llu, ranges %llu, fallbacks %llu\n",
-		    U(st.purge_batches), U(st.purge_syscalls), U(st.purge_ranges), U(st.backend_fallbacks));
+		    U(st->purge_batches), U(st->purge_syscalls), U(st->purge_ranges), U(st->backend_fallbacks));
 		OUT(&o, "  purges by backend:");
 		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)
 			OUT(&o, "%s %s %llu batches / %llu syscalls", k ? "," : "", backend_names[k],
-			    U(st.by_backend[k].batches), U(st.by_backend[k].syscalls));
+			    U(st->by_backend[k].batches), U(st->by_backend[k].syscalls));
 		OUT(&o, "\n  purge batch latency (batches taking < 2^i us, i = 0..%d):", EBB_STATS_LAT_BUCKETS - 1);
 		for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
-			OUT(&o, " %llu", U(st.purge_batch_lat[i]));
-		OUT(&o, "\n  cache flushes %llu, remote frees %llu, chunks %llu\n", U(st.tcache_flushes),
-		    U(st.remote_frees), U(st.chunks));
-		for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
-			const struct ebb_node_stats *ns = &st.node[n];
-			OUT(&o, "  node %u: allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu\n",
+			OUT(&o, " %llu", U(st->purge_batch_lat[i]));
+		OUT(&o, "\n  cache flushes %llu, remote frees %llu, chunks %llu\n", U(st->tcache_flushes),
+		    U(st->remote_frees), U(st->chunks));
+		for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
+			const struct ebb_node_stats *ns = &st->node[n];
+			const struct ebb_node_purge_stats *np = &st->node_purge[n];
+			OUT(&o, "  node %u: allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu cache_flushes %llu\n",
 			    n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
-			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees));
+			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->chunks), U(ns->remote_frees),
+			    U(np->cache_flushes));
+			OUT(&o, "  node %u: purge batches %llu, syscalls %llu, batch latency (< 2^i us):", n,
+			    U(np->batches), U(np->syscalls));
+			for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+				OUT(&o, " %llu", U(np->batch_lat[i]));
+			OUT(&o, "\n");
 		}
-		for (unsigned i = 0; i < st.narenas; i++) {
-			const struct ebb_arena_stats *f = &st.arena[i];
-			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu\n",
+		for (unsigned i = 0; i < st->narenas; i++) {
+			const struct ebb_arena_stats *f = &st->arena[i];
+			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu cache_flushes %llu\n",
 			    i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes), U(f->dirty_bytes),
 			    U(f->purging_bytes), U(f->purged_bytes), U(f->chunks), U(f->remote_frees),
-			    U(f->xfer_bytes));
+			    U(f->xfer_bytes), U(f->cache_flushes));
 		}
 	}
 	out_flush(&o);
+	stats_snapshot_free(st);
 }
 
 /* stats=1 at start or set later through ebb_ctl: print at exit, unless

@@ -76,7 +76,7 @@ int    ebb_ctl(const char *name, void *oldp, size_t *oldlenp,
 	       const void *newp, size_t newlen);
 
 /* ---- statistics -------------------------------------------------------- */
-#define EBB_STATS_VERSION	2	/* 2: per-arena figures and purges by backend */
+#define EBB_STATS_VERSION	2	/* 2: per-arena figures, purges by backend and per node */
 #define EBB_STATS_MAX_NODES	8
 #define EBB_STATS_MAX_ARENAS	128	/* EBB_STATS_MAX_NODES x 16 arenas per node */
 #define EBB_STATS_LAT_BUCKETS	16	/* purge batch latency, bucket i: < 2^i µs */
@@ -106,6 +106,18 @@ struct ebb_arena_stats {
 	uint64_t chunks;
 	uint64_t remote_frees;
 	uint64_t xfer_bytes;		/* free blocks in its transfer caches */
+	uint64_t cache_flushes;		/* thread-cache flushes handed to it */
+};
+
+/* Per node: the reclaim passes purge each node's arenas in batches of
+ * their own, so a node's batches, syscalls and batch latency are its own.
+ * The idle flush's purge of parked threads' (empty) cache stacks counts
+ * in the totals only: the nodes' figures add up to at most the totals. */
+struct ebb_node_purge_stats {
+	uint64_t batches;
+	uint64_t syscalls;
+	uint64_t batch_lat[EBB_STATS_LAT_BUCKETS];
+	uint64_t cache_flushes;		/* the sum of its arenas' */
 };
 
 /* Purges one backend made. A batch one backend failed and the next one
@@ -144,11 +156,22 @@ struct ebb_stats {
 	uint32_t narenas;
 	uint32_t reserved;
 	struct ebb_arena_stats arena[EBB_STATS_MAX_ARENAS];
+	struct ebb_node_purge_stats node_purge[EBB_STATS_MAX_NODES];
 };
 
 /* Fill *out with a consistent-enough snapshot (counters are read without
- * stopping the world). Returns 0. */
-int    ebb_stats(struct ebb_stats *out);
+ * stopping the world), at most size bytes of it: pass the sizeof(struct
+ * ebb_stats) you were built with, so that a program built against an
+ * older header (a smaller struct) gets the fields it knows and nothing is
+ * written past them; out->version says which version's fields were
+ * filled. Returns 0, or -1 if size is below version 1's struct. */
+int    ebb_stats_sized(struct ebb_stats *out, size_t size);
+/* ebb_stats(&st): the same with sizeof(st). (A function of that name is
+ * also exported, for programs built against version 1 of this header: it
+ * fills version 1's fields only.) Looked up at run time with dlsym, use
+ * "ebb_stats_sized". */
+int    (ebb_stats)(struct ebb_stats *out);
+#define ebb_stats(out) ebb_stats_sized((out), sizeof(*(out)))
 
 /* Print the stats to fd: format 0 = text, 1 = JSON. Never allocates. */
 void   ebb_stats_print(int fd, int format);

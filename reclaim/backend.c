@@ -359,6 +359,11 @@ static ssize_t backend_purge_locked(const struct iovec *v, size_t n, int madv,
 
 ssize_t backend_purge(const struct iovec *v, size_t n, int advice)
 {
+	return backend_purge_acct(v, n, advice, NULL);
+}
+
+ssize_t backend_purge_acct(const struct iovec *v, size_t n, int advice, struct purge_acct *acct)
+{
 	int saved_errno = errno, madv;
 	uint64_t syscalls = 0, t0;
 	ssize_t ret;
@@ -384,7 +389,13 @@ ssize_t backend_purge(const struct iovec *v, size_t n, int advice)
 		backend_forget_inherited_locked();
 	t0 = os_now_ns();
 	ret = backend_purge_locked(v, n, madv, &syscalls);
-	backend_count(&backend_lat[backend_lat_bucket(os_now_ns() - t0)], 1);
+	unsigned bucket = backend_lat_bucket(os_now_ns() - t0);
+	backend_count(&backend_lat[bucket], 1);
+	if (acct) {
+		backend_count(&acct->lat[bucket], 1);
+		backend_count(&acct->batches, 1);
+		backend_count(&acct->syscalls, syscalls);
+	}
 	backend_count(&backend_batches, 1);
 	backend_count(&backend_syscalls, syscalls);
 	backend_count(&backend_ranges, n);

@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include "ebbmalloc.h"	/* EBB_STATS_LAT_BUCKETS, struct ebb_node_purge_stats */
 
 struct ebb_stats;
 
@@ -89,6 +90,12 @@ int  backend_select(int pref);
  * bytes purged, or -errno when no backend works (then the ranges are left
  * resident, which is always safe). */
 ssize_t backend_purge(const struct iovec *v, size_t n, int advice);
+/* The same, also counted in *acct (a node's figures), if not NULL. */
+struct purge_acct {
+	_Atomic uint64_t batches, syscalls;
+	_Atomic uint64_t lat[EBB_STATS_LAT_BUCKETS];
+};
+ssize_t backend_purge_acct(const struct iovec *v, size_t n, int advice, struct purge_acct *acct);
 /* Name of the backend in use ("uring", "vector", "madvise", "none", or
  * "unprobed" before the first purge). */
 const char *backend_name(void);
@@ -110,6 +117,8 @@ void reclaim_notify(size_t dirty_bytes, size_t active_bytes);
  * budget bytes (0 = no limit), on the calling thread. Returns bytes
  * purged. */
 size_t reclaim_run(int force, size_t budget_bytes);
+/* A node's purge batches, syscalls and batch latency (reclaim passes). */
+void reclaim_node_stats(unsigned node, struct ebb_node_purge_stats *out);
 void reclaim_atfork_prepare(void);
 void reclaim_atfork_parent(void);
 void reclaim_atfork_child(void);

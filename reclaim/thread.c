@@ -86,11 +86,12 @@ struct seg {
 	unsigned start, n;
 };
 
-static size_t purge_segments(const struct seg *segs, unsigned nsegs, unsigned n, int advice)
+static size_t purge_segments(const struct seg *segs, unsigned nsegs, unsigned n, int advice,
+			     struct purge_acct *acct)
 {
 	if (n == 0)
 		return 0;
-	ssize_t r = backend_purge(pass_iov, n, advice);
+	ssize_t r = backend_purge_acct(pass_iov, n, advice, acct);
 	size_t bytes = 0;
 	for (unsigned k = 0; k < n; k++)
 		bytes += pass_iov[k].iov_len;
@@ -100,10 +101,23 @@ static size_t purge_segments(const struct seg *segs, unsigned nsegs, unsigned n,
 	return r >= 0 ? bytes : 0;
 }
 
-/* One pass over all arenas. The ranges of every arena go into one batch
- * (one process_madvise or io_uring submit for up to 1024 ranges from all
- * arenas), so syscalls per pass do not grow with the number of arenas.
- * Returns bytes purged. */
+/* Each node's purges, counted apart (ebb_stats' node_purge). */
+static struct purge_acct node_acct[EBB_MAX_NODES];
+
+void reclaim_node_stats(unsigned node, struct ebb_node_purge_stats *out)
+{
+	const struct purge_acct *c = &node_acct[node < EBB_MAX_NODES ? node : 0];
+	out->batches = atomic_load_explicit(&c->batches, memory_order_relaxed);
+	out->syscalls = atomic_load_explicit(&c->syscalls, memory_order_relaxed);
+	for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+		out->batch_lat[k] = atomic_load_explicit(&c->lat[k], memory_order_relaxed);
+}
+
+/* One pass over all arenas, a node at a time: the ranges of a node's
+ * arenas go into one batch (one process_madvise or io_uring submit for up
+ * to RECLAIM_BATCH_MAX ranges), so syscalls per pass grow with the nodes
+ * (their purges are counted apart), not with the arenas. Returns bytes
+ * purged. */
 static size_t pass(int force, size_t budget)
 {
 	if (atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2)
@@ -111,7 +125,7 @@ static size_t pass(int force, size_t budget)
 	int advice = opt(OPT_purge) == PURGE_FREE ? RECLAIM_FREE : RECLAIM_DONTNEED;
 	uint64_t decay_ns = (uint64_t)opt(OPT_decay_ms) * 1000000ull;
 	size_t total = 0;
-	struct seg segs[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
+	struct seg segs[EBB_MAX_ARENAS_PER_NODE];
 	pthread_mutex_lock(&pass_lock);
 	backend_select((int)opt(OPT_reclaim_backend));
 	uint64_t now = os_now_ns();
@@ -122,26 +136,27 @@ static size_t pass(int force, size_t budget)
 	size_t excess = dirty > cap ? dirty - cap / 2 : 0;
 	int more = 1;
 	while (more && !(budget && total >= budget)) {
-		unsigned n = 0, nsegs = 0;
 		more = 0;
-		for (unsigned i = 0; i < narenas && n < RECLAIM_BATCH_MAX; i++) {
-			unsigned room = RECLAIM_BATCH_MAX - n;
-			unsigned got = arena_purge_take(arenas[i], now, decay_ns, excess, force,
-							pass_iov + n, room);
-			if (got == 0)
-				continue;
-			size_t pages = 0;
-			for (unsigned k = n; k < n + got; k++)
-				pages += pass_iov[k].iov_len / PAGE_SIZE;
-			excess = excess > pages ? excess - pages : 0;
-			segs[nsegs++] = (struct seg){ arenas[i], n, got };
-			n += got;
-			if (got == room)
-				more = 1;	/* this arena may have more: another round */
+		for (unsigned node = 0; node < nnodes && !(budget && total >= budget); node++) {
+			unsigned n = 0, nsegs = 0;
+			for (unsigned k = 0; k < arenas_per_node && n < RECLAIM_BATCH_MAX; k++) {
+				arena_t *a = arenas[node * arenas_per_node + k];
+				unsigned room = RECLAIM_BATCH_MAX - n;
+				unsigned got = arena_purge_take(a, now, decay_ns, excess, force,
+								pass_iov + n, room);
+				if (got == 0)
+					continue;
+				size_t pages = 0;
+				for (unsigned j = n; j < n + got; j++)
+					pages += pass_iov[j].iov_len / PAGE_SIZE;
+				excess = excess > pages ? excess - pages : 0;
+				segs[nsegs++] = (struct seg){ a, n, got };
+				n += got;
+				if (got == room)
+					more = 1;	/* this arena may have more: another round */
+			}
+			total += purge_segments(segs, nsegs, n, advice, &node_acct[node]);
 		}
-		total += purge_segments(segs, nsegs, n, advice);
-		if (n < RECLAIM_BATCH_MAX && !more)
-			break;
 	}
 	pthread_mutex_unlock(&pass_lock);
 	/* cached huge mappings past the decay are unmapped here (munmap on

@@ -107,12 +107,20 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 
 		printf("%s\n    {\"node\": %u, \"allocated_bytes\": %llu, \"active_bytes\": %llu, "
 		       "\"dirty_bytes\": %llu, \"purging_bytes\": %llu, \"purged_bytes\": %llu, "
-		       "\"mapped_bytes\": %llu, \"chunks\": %llu, \"remote_frees\": %llu}",
+		       "\"mapped_bytes\": %llu, \"chunks\": %llu, \"remote_frees\": %llu, "
+		       "\"cache_flushes\": %llu, \"purge_batches\": %llu, \"purge_syscalls\": %llu, "
+		       "\"purge_batch_lat_us_lt_pow2\": [",
 		       i ? "," : "", i,
 		       (unsigned long long)n->allocated_bytes, (unsigned long long)n->active_bytes,
 		       (unsigned long long)n->dirty_bytes, (unsigned long long)n->purging_bytes,
 		       (unsigned long long)n->purged_bytes, (unsigned long long)n->mapped_bytes,
-		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees);
+		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees,
+		       (unsigned long long)s->node_purge[i].cache_flushes,
+		       (unsigned long long)s->node_purge[i].batches,
+		       (unsigned long long)s->node_purge[i].syscalls);
+		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+			printf("%s%llu", k ? ", " : "", (unsigned long long)s->node_purge[i].batch_lat[k]);
+		printf("]}");
 	}
 	printf("%s],\n", s->nnodes ? "\n  " : "");
 	printf("  \"arenas\": [");
@@ -122,13 +130,13 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		printf("%s\n    {\"arena\": %u, \"node\": %u, \"threads\": %u, \"allocated_bytes\": %llu, "
 		       "\"active_bytes\": %llu, \"dirty_bytes\": %llu, \"purging_bytes\": %llu, "
 		       "\"purged_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
-		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu}",
+		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu, \"cache_flushes\": %llu}",
 		       i ? "," : "", i, a->node, a->threads,
 		       (unsigned long long)a->allocated_bytes, (unsigned long long)a->active_bytes,
 		       (unsigned long long)a->dirty_bytes, (unsigned long long)a->purging_bytes,
 		       (unsigned long long)a->purged_bytes, (unsigned long long)a->mapped_bytes,
 		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
-		       (unsigned long long)a->xfer_bytes);
+		       (unsigned long long)a->xfer_bytes, (unsigned long long)a->cache_flushes);
 	}
 	printf("%s],\n", s->narenas ? "\n  " : "");
 	printf("  \"purge_by_backend\": {");
@@ -173,17 +181,18 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 		       B(3, n->purging_bytes), B(4, n->purged_bytes), B(5, n->mapped_bytes),
 		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees);
 	}
-	printf("\n%-6s %4s %11s %11s %11s %11s %11s %7s %10s\n", "arena", "thr", "allocated",
-	       "active", "dirty", "purging", "purged", "chunks", "remote-fr");
+	printf("\n%-6s %4s %11s %11s %11s %11s %11s %7s %10s %9s\n", "arena", "thr", "allocated",
+	       "active", "dirty", "purging", "purged", "chunks", "remote-fr", "flushes");
 	for (i = 0; i < s->narenas; i++) {
 		const struct ebb_arena_stats *a = &s->arena[i];
 		char id[16];
 
 		snprintf(id, sizeof(id), "%u/n%u", i, a->node);
-		printf("%-6s %4u %11s %11s %11s %11s %11s %7llu %10llu\n", id, a->threads,
+		printf("%-6s %4u %11s %11s %11s %11s %11s %7llu %10llu %9llu\n", id, a->threads,
 		       B(0, a->allocated_bytes), B(1, a->active_bytes), B(2, a->dirty_bytes),
 		       B(3, a->purging_bytes), B(4, a->purged_bytes),
-		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees);
+		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
+		       (unsigned long long)a->cache_flushes);
 	}
 	printf("\npurge  batches %llu   syscalls %llu   ranges %llu   backend fallbacks %llu\n",
 	       (unsigned long long)s->purge_batches, (unsigned long long)s->purge_syscalls,
@@ -194,6 +203,11 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 		       (unsigned long long)s->by_backend[i].batches,
 		       (unsigned long long)s->by_backend[i].syscalls);
 	printf(" (batches/syscalls)\n");
+	printf("       by node:");
+	for (i = 0; i < s->nnodes; i++)
+		printf("%s %u %llu/%llu", i ? "," : "", i, (unsigned long long)s->node_purge[i].batches,
+		       (unsigned long long)s->node_purge[i].syscalls);
+	printf(" (batches/syscalls; parked threads' stacks only in the totals)\n");
 	if (prev && dt_s > 0) {
 		printf("       rate: %.1f batches/s  %.1f syscalls/s  %s/s purged\n",
 		       (double)(s->purge_batches - prev->stats.purge_batches) / dt_s,

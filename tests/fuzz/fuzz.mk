@@ -38,7 +38,7 @@ $(FUZZ_DEPS_OK):
 .PHONY: fuzz fuzz-bin FORCE_FUZZ
 FORCE_FUZZ:
 # the sub-make decides whether the clang library is up to date
-$(FUZZ_BIN): tests/fuzz/fuzz_ebb.c tests/hardening/hard.h FORCE_FUZZ | $(FUZZ_DEPS_OK)
+$(FUZZ_BIN): tests/fuzz/fuzz_ebb.c tests/hardening/hard.h include/ebbmalloc.h FORCE_FUZZ | $(FUZZ_DEPS_OK)
 	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang DEBUG=3 SAN=address,undefined \
 		CFLAGS="-fsanitize=fuzzer-no-link -fno-sanitize-recover=all -Wno-ignored-optimization-argument -Wno-unknown-warning-option" \
 		$(FUZZ_BUILD)/libebbmalloc-ebb.a

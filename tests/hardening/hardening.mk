@@ -31,7 +31,7 @@ $(HARD_DIR)/%: tests/hardening/%.c $(LIB_EBB_A) $(HARD_HDRS) $(HDRS)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(HARD_CFLAGS) -o $@ $< $(LIB_EBB_A) $(LIB_LDLIBS)
 
-$(HARD_PRE_BINS): $(HARD_DIR)/%: tests/hardening/%.c $(HARD_HDRS) | $(DEPS_OK)
+$(HARD_PRE_BINS): $(HARD_DIR)/%: tests/hardening/%.c $(HARD_HDRS) include/ebbmalloc.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(HARD_PRE_CFLAGS) -o $@ $< -lpthread

@@ -30,7 +30,7 @@
 #include "ebbmalloc.h"
 
 typedef int (*ctl_fn)(const char *, void *, size_t *, const void *, size_t);
-typedef int (*stats_fn)(struct ebb_stats *);
+typedef int (*stats_fn)(struct ebb_stats *, size_t);
 
 static int failures;
 
@@ -147,7 +147,7 @@ static void mode_decay(ctl_fn ctl, stats_fn stats)
 	struct ebb_stats st;
 	churn_8mib();
 	sleep_ms(300);
-	stats(&st);
+	stats(&st, sizeof(st));
 	uint64_t purged0 = st.purged_bytes;
 	printf("decay_ms=3600000, 300 ms after freeing 8 MiB: dirty %llu, purged %llu\n",
 	       (unsigned long long)st.dirty_bytes, (unsigned long long)st.purged_bytes);
@@ -158,7 +158,7 @@ static void mode_decay(ctl_fn ctl, stats_fn stats)
 	int done = 0;
 	for (int i = 0; i < 300 && !done; i++) {	/* 3 s */
 		sleep_ms(10);
-		stats(&st);
+		stats(&st, sizeof(st));
 		done = st.dirty_bytes == 0 && st.purging_bytes == 0;
 	}
 	printf("decay_ms=0 set live: dirty %llu, purged %llu (+%llu)\n", (unsigned long long)st.dirty_bytes,
@@ -175,7 +175,7 @@ static void mode_off(ctl_fn ctl, stats_fn stats)
 	int purged = 0;
 	for (int i = 0; i < 300 && !purged; i++) {	/* the thread purges: decay 100 ms */
 		sleep_ms(10);
-		stats(&st);
+		stats(&st, sizeof(st));
 		purged = st.dirty_bytes == 0 && st.purged_bytes >= 4u << 20;
 	}
 	CHECK(purged, "reclaim=thread, decay 100 ms: %llu bytes still dirty after 3 s",
@@ -184,14 +184,14 @@ static void mode_off(ctl_fn ctl, stats_fn stats)
 	uint64_t purged0 = st.purged_bytes;
 	churn_8mib();
 	sleep_ms(1000);
-	stats(&st);
+	stats(&st, sizeof(st));
 	printf("reclaim=off set live, 1 s after freeing 8 MiB: dirty %llu, purged +%llu\n",
 	       (unsigned long long)st.dirty_bytes, (unsigned long long)(st.purged_bytes - purged0));
 	CHECK(st.dirty_bytes >= 4u << 20 && st.purged_bytes == purged0,
 	      "reclaim=off set live: the thread still purged (dirty %llu, purged +%llu)",
 	      (unsigned long long)st.dirty_bytes, (unsigned long long)(st.purged_bytes - purged0));
 	int r = malloc_trim(0);
-	stats(&st);
+	stats(&st, sizeof(st));
 	CHECK(r == 1 && st.dirty_bytes == 0, "reclaim=off: malloc_trim returned %d, dirty %llu", r,
 	      (unsigned long long)st.dirty_bytes);
 }
@@ -200,7 +200,7 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	ctl_fn ctl = (ctl_fn)dlsym(RTLD_DEFAULT, "ebb_ctl");
-	stats_fn stats = (stats_fn)dlsym(RTLD_DEFAULT, "ebb_stats");
+	stats_fn stats = (stats_fn)dlsym(RTLD_DEFAULT, "ebb_stats_sized");
 	if (!ctl || !stats) {
 		printf("FAIL: ebb_ctl/ebb_stats not found: is ebbmalloc preloaded?\n");
 		return 1;

@@ -20,7 +20,10 @@
  *     all but less than a batch go home while it lives, and none of its
  *     next 1000 allocations of that size is one of them;
  *  6. freeing twice a block that waits in that thread's batch to go home
- *     aborts with "double free" (in a forked child).
+ *     aborts with "double free" (in a forked child);
+ *  7. everything freed and ebb_reclaim(0): the purge batches of the node
+ *     whose memory it was grow, and the nodes' batches and syscalls add up
+ *     to no more than the totals' (purges are counted per node).
  * Mode "off" (EBB_NUMA=off EBB_NUMA_FAKE=2): nnodes == 1, both threads
  * allocate from node 0, and step 3 counts no remote frees.
  * Needs CPUs 0 and 1 in the affinity mask (else skip, 77).
@@ -386,5 +389,30 @@ int main(int argc, char **argv)
 		ebb_free(b_blk[i]);
 		ebb_free(b_blk2[i]);
 	}
+
+	/* 7: purges are counted per node: node nb's memory was just freed
+	 * (its cache too, as the threads that held it exited... b_blk were
+	 * freed here, on the main thread: flush ours), then purged now */
+	ebb_thread_idle();
+	struct ebb_stats p0, p1;
+	rt_stats(&p0);
+	size_t purged = ebb_reclaim(0);
+	rt_stats(&p1);
+	uint64_t db = 0, ds = 0;
+	for (unsigned n = 0; n < p1.nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		db += p1.node_purge[n].batches - p0.node_purge[n].batches;
+		ds += p1.node_purge[n].syscalls - p0.node_purge[n].syscalls;
+	}
+	printf("ebb_reclaim purged %zu bytes: node %u purge batches +%llu, all nodes +%llu (total +%llu), "
+	       "syscalls +%llu (total +%llu)\n", purged, nb,
+	       (unsigned long long)(p1.node_purge[nb].batches - p0.node_purge[nb].batches),
+	       (unsigned long long)db, (unsigned long long)(p1.purge_batches - p0.purge_batches),
+	       (unsigned long long)ds, (unsigned long long)(p1.purge_syscalls - p0.purge_syscalls));
+	CHECK(purged >= (size_t)MiB, "ebb_reclaim purged %zu bytes after %lld bytes were freed", purged,
+	      (long long)(2 * bytes));
+	CHECK(p1.node_purge[nb].batches > p0.node_purge[nb].batches,
+	      "node %u's memory was purged but its purge batches did not grow", nb);
+	CHECK(db <= p1.purge_batches - p0.purge_batches && ds <= p1.purge_syscalls - p0.purge_syscalls,
+	      "the nodes count more purges than the totals");
 	return rt_result(off ? "numa_fake (numa off)" : "numa_fake");
 }

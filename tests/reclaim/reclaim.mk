@@ -40,7 +40,7 @@ $(RECLAIM_DIR)/%: tests/reclaim/%.c tests/reclaim/rtest.h include/ebbmalloc.h | 
 	$(Q)$(CC) $(RECLAIM_CFLAGS) -o $@ $< -ldl -lpthread
 
 # linked with the ebb_* library (beside glibc's malloc), sanitizer included
-$(RECLAIM_DIR)/numa_fake: tests/reclaim/numa_fake.c tests/reclaim/rtest.h $(LIB_EBB_A) | $(DEPS_OK)
+$(RECLAIM_DIR)/numa_fake: tests/reclaim/numa_fake.c tests/reclaim/rtest.h include/ebbmalloc.h $(LIB_EBB_A) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(CFLAGS_COMMON) -DRT_LINKED -o $@ $< $(LIB_EBB_A) $(LIB_LDLIBS) -ldl

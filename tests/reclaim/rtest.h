@@ -110,15 +110,15 @@ static inline double rt_mib(size_t b)
 }
 
 /* ---- ebbmalloc, looked up at run time ------------------------------------ */
-typedef int (*rt_stats_fn)(struct ebb_stats *);
+typedef int (*rt_stats_fn)(struct ebb_stats *, size_t);
 typedef int (*rt_ctl_fn)(const char *, void *, size_t *, const void *, size_t);
 
 #ifdef RT_LINKED
 /* linked with libebbmalloc-ebb.a: call the ebb_* API directly */
 static inline void *rt_sym(const char *name)
 {
-	if (strcmp(name, "ebb_stats") == 0)
-		return (void *)ebb_stats;
+	if (strcmp(name, "ebb_stats_sized") == 0)
+		return (void *)ebb_stats_sized;
 	if (strcmp(name, "ebb_ctl") == 0)
 		return (void *)ebb_ctl;
 	printf("FAIL: rt_sym(%s): not linked\n", name);
@@ -141,9 +141,9 @@ static inline void rt_stats(struct ebb_stats *st)
 {
 	static rt_stats_fn fn;
 	if (!fn)
-		fn = (rt_stats_fn)rt_sym("ebb_stats");
+		fn = (rt_stats_fn)rt_sym("ebb_stats_sized");
 	memset(st, 0, sizeof(*st));
-	fn(st);
+	fn(st, sizeof(*st));
 }
 
 /* An integer option through ebb_ctl; dflt if it cannot be read. */

@@ -187,6 +187,36 @@ static void check_stats(const struct ebb_stats *st, size_t held, const char *whe
 	CHECK(bb >= st->purge_batches && (st->backend_fallbacks || bb == st->purge_batches),
 	      "%s: backends' batches %llu, purge_batches %llu, fallbacks %llu", when, (unsigned long long)bb,
 	      (unsigned long long)st->purge_batches, (unsigned long long)st->backend_fallbacks);
+
+	/* per node: a node's cache flushes are its arenas'; its purge batches,
+	 * syscalls and latency buckets are part of the totals (which also
+	 * count the idle flush's purges of parked threads' stacks) */
+	uint64_t nb = 0, ns = 0, nlat[EBB_STATS_LAT_BUCKETS] = { 0 };
+	for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		const struct ebb_node_purge_stats *np = &st->node_purge[n];
+		uint64_t flushes = 0, lat = 0;
+		for (unsigned i = 0; i < st->narenas && i < EBB_STATS_MAX_ARENAS; i++)
+			if (st->arena[i].node == n)
+				flushes += st->arena[i].cache_flushes;
+		CHECK(flushes == np->cache_flushes, "%s: node %u: cache_flushes %llu, its arenas' %llu", when, n,
+		      (unsigned long long)np->cache_flushes, (unsigned long long)flushes);
+		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++) {
+			lat += np->batch_lat[k];
+			nlat[k] += np->batch_lat[k];
+		}
+		CHECK(lat == np->batches && np->syscalls >= np->batches,
+		      "%s: node %u: %llu batches, %llu in its latency buckets, %llu syscalls", when, n,
+		      (unsigned long long)np->batches, (unsigned long long)lat, (unsigned long long)np->syscalls);
+		nb += np->batches;
+		ns += np->syscalls;
+	}
+	CHECK(nb <= st->purge_batches && ns <= st->purge_syscalls,
+	      "%s: nodes' purge batches %llu / syscalls %llu over the totals %llu / %llu", when,
+	      (unsigned long long)nb, (unsigned long long)ns, (unsigned long long)st->purge_batches,
+	      (unsigned long long)st->purge_syscalls);
+	for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+		CHECK(nlat[k] <= st->purge_batch_lat[k], "%s: nodes' latency bucket %u %llu > total %llu", when, k,
+		      (unsigned long long)nlat[k], (unsigned long long)st->purge_batch_lat[k]);
 }
 
 /* Copy the stats file's content under its seqlock; 0 or -1. */
@@ -407,5 +437,14 @@ int main(int argc, char **argv)
 		lat += st.purge_batch_lat[i];
 	CHECK(lat == st.purge_batches, "purge latency histogram holds %llu batches, purge_batches %llu",
 	      (unsigned long long)lat, (unsigned long long)st.purge_batches);
+	/* the arenas' purges (all of them here: the threads exited, no cache
+	 * was idle-flushed) are counted in their node; the flushes too */
+	uint64_t nb = 0, nf = 0;
+	for (unsigned n = 0; n < st.nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		nb += st.node_purge[n].batches;
+		nf += st.node_purge[n].cache_flushes;
+	}
+	CHECK(nb > 0 && nf > 0, "after trim the nodes count %llu purge batches and %llu cache flushes",
+	      (unsigned long long)nb, (unsigned long long)nf);
 	return rt_result("stats_check");
 }

@@ -196,7 +196,8 @@ static void *worker_main(void *arg)
  * canary proved nothing), and which backend did it. Returns 0 or 1 (fail). */
 static int check_purges(void)
 {
-	int (*stats)(struct ebb_stats *) = (int (*)(struct ebb_stats *))dlsym(RTLD_DEFAULT, "ebb_stats");
+	int (*stats)(struct ebb_stats *, size_t) =
+		(int (*)(struct ebb_stats *, size_t))dlsym(RTLD_DEFAULT, "ebb_stats_sized");
 	const char *decay = getenv("EBB_DECAY_MS");
 	struct ebb_stats st;
 
@@ -205,7 +206,7 @@ static int check_purges(void)
 		return 1;
 	}
 	memset(&st, 0, sizeof(st));
-	stats(&st);
+	stats(&st, sizeof(st));
 	printf("canary: ebbmalloc purged %llu MiB in %llu batches, %llu syscalls, %llu ranges; backend %.16s, %llu fallbacks\n",
 	       (unsigned long long)(st.purged_bytes >> 20), (unsigned long long)st.purge_batches,
 	       (unsigned long long)st.purge_syscalls, (unsigned long long)st.purge_ranges, st.backend,

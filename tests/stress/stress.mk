@@ -15,12 +15,12 @@ export EBB_TEST_PRELOAD
 STRESS_LIB_DEP := $(if $(filter $(abspath $(LIB_SO)),$(abspath $(EBB_TEST_PRELOAD))),$(LIB_SO))
 STRESS_PRE    := tests/stress/preload.sh
 
-$(STRESS_DIR)/broken_malloc.so: tests/stress/broken_malloc.c | $(DEPS_OK)
+$(STRESS_DIR)/broken_malloc.so: tests/stress/broken_malloc.c include/ebbmalloc.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(STRESS_CFLAGS) -fPIC -shared -o $@ $<
 
-$(STRESS_DIR)/%: tests/stress/%.c tests/stress/stress.h | $(DEPS_OK)
+$(STRESS_DIR)/%: tests/stress/%.c tests/stress/stress.h include/ebbmalloc.h | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(STRESS_CFLAGS) -o $@ $< -ldl

@@ -101,6 +101,17 @@ static void fill_fixed(struct ebb_stats_file *f)
 		st(&a->chunks, ar[i][6]);
 		st(&a->remote_frees, ar[i][7]);
 		st(&a->xfer_bytes, (i + 1) * 4096);
+		st(&a->cache_flushes, 100 * (i + 1));
+	}
+	/* node 0 purged 700 batches in 701 syscalls, node 1 300 in 300 (the
+	 * other 10 batches were parked threads' stacks: totals only) */
+	for (i = 0; i < 2; i++) {
+		struct ebb_node_purge_stats *np = &s->node_purge[i];
+
+		st(&np->batches, i ? 300 : 700);
+		st(&np->syscalls, i ? 300 : 701);
+		st(&np->batch_lat[4], i ? 300 : 700);
+		st(&np->cache_flushes, 300);	/* 100 + 200, and 300 */
 	}
 	/* uring failed 10 batches that vector finished: 1010 batches in all
 	 * for 1000, 1001 syscalls */
@@ -134,6 +145,10 @@ static void fill_k(struct ebb_stats_file *f, uint64_t k)
 	s->narenas = 3;
 	for (i = 0; i < 3; i++)
 		for (w = &s->arena[i].allocated_bytes; w < (uint64_t *)&s->arena[i + 1]; w++)
+			st(w, k);
+	/* each node's purges and flushes */
+	for (i = 0; i < 2; i++)
+		for (w = (uint64_t *)&s->node_purge[i]; w < (uint64_t *)&s->node_purge[i + 1]; w++)
 			st(w, k);
 }
 

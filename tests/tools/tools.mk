@@ -41,7 +41,7 @@ $(BUILD)/tests/tools/heapload $(BUILD)/tests/tools/fake_statswriter: $(BUILD)/te
 
 # heapload with ebbmalloc linked in statically (malloc replaced): what
 # ebb-doctor must recognise without any library to see in the maps
-$(BUILD)/tests/tools/heapload-ebb: tests/tools/heapload.c $(LIB_A) | $(DEPS_OK)
+$(BUILD)/tests/tools/heapload-ebb: tests/tools/heapload.c include/ebbmalloc.h $(LIB_A) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" != 0 ] || echo "  CC  $< (with $(LIB_A))"
 	$(Q)$(CC) $(CFLAGS_COMMON) -o $@ $< $(LIB_A) $(LIB_LDLIBS)

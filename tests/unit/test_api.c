@@ -255,6 +255,44 @@ static void test_trim_releases(void **state)
 	assert_true(st.purged_bytes >= 30u << 20);
 }
 
+/* A program built against an older header passes a smaller struct: no
+ * byte past it is written (a full-size write overran a test's stack once
+ * the struct grew), and version says which fields it got; the symbol
+ * ebb_stats (no size: version 1 programs) fills version 1's fields only. */
+static void test_stats_sized(void **state)
+{
+	(void)state;
+	const size_t v1 = offsetof(struct ebb_stats, by_backend), full = sizeof(struct ebb_stats);
+	unsigned char *buf = malloc(full + 4096);
+	void *big = ebb_malloc(1 << 20);
+	assert_non_null(buf);
+	/* version 1's size through the sized call and the legacy symbol */
+	for (int legacy = 0; legacy < 2; legacy++) {
+		memset(buf, 0xa5, full + 4096);
+		struct ebb_stats *st = (struct ebb_stats *)buf;
+		int r = legacy ? (ebb_stats)(st) : ebb_stats_sized(st, v1);
+		assert_int_equal(r, 0);
+		assert_int_equal(st->version, 1);
+		assert_true(st->allocated_bytes >= 1 << 20 && st->nnodes >= 1);
+		for (size_t i = v1; i < full + 4096; i++)
+			assert_int_equal(buf[i], 0xa5);	/* nothing past version 1's fields */
+	}
+	/* smaller than version 1: refused, nothing written */
+	memset(buf, 0xa5, full);
+	assert_int_equal(ebb_stats_sized((struct ebb_stats *)buf, v1 - 8), -1);
+	for (size_t i = 0; i < full; i++)
+		assert_int_equal(buf[i], 0xa5);
+	/* a newer caller's larger struct: ours filled, the rest zeroed */
+	memset(buf, 0xa5, full + 4096);
+	assert_int_equal(ebb_stats_sized((struct ebb_stats *)buf, full + 64), 0);
+	assert_int_equal(((struct ebb_stats *)buf)->version, EBB_STATS_VERSION);
+	for (size_t i = full; i < full + 64; i++)
+		assert_int_equal(buf[i], 0);
+	assert_int_equal(buf[full + 64], 0xa5);
+	ebb_free(big);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_realloc_chain),
 		cmocka_unit_test(test_calloc_zeroes_reused_memory),
 		cmocka_unit_test(test_trim_releases),
+		cmocka_unit_test(test_stats_sized),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
