@@ -988,10 +988,99 @@ void arena_release_empty(arena_t *a)
 }
 
 /* ---- invariant walker ------------------------------------------------------------- */
-static int chunk_is_valid(arena_t *a, chunk_t *c, size_t *dirty, size_t *active, size_t *purging)
+/* What the walk of the chunks counts, to be compared with the arena's
+ * lists and counters. */
+struct walk_sums {
+	size_t dirty, active, purging, clean;	/* pages */
+	size_t usable;			/* pages of the chunks outside their headers */
+	size_t runs;			/* runs of every kind (bounds the list walks) */
+	size_t binned[2];		/* FREE runs that belong in a size bin: [S_DIRTY], [S_CLEAN] */
+	size_t on_partial;		/* slabs flagged on a partial list */
+};
+
+/* Is p a live block start of class cls in one of a's chunks: the run it
+ * lies in has that class, p is a block boundary, and its slab bit is set
+ * (page runs: the LARGE run starts at p)? Caller holds a->lock. */
+static int block_is_live_locked(arena_t *a, const void *p, unsigned cls)
 {
-	if (c->magic != CHUNK_MAGIC || c->arena != a)
+	if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
 		return 0;
+	chunk_t *c = chunk_of(p);
+	size_t pg = chunk_page_of(c, p);
+	if (c->magic != CHUNK_MAGIC || c->arena != a || pg < c->hdr_pages || cls == 0 ||
+	    cls > NCLASS || c->page_cls[pg] != cls)
+		return 0;
+	run_t *r = &c->runs[c->page_run[pg]];
+	if (cls > NSMALL)
+		return r->kind == RUN_LARGE && c->page_run[pg] == pg && r->cls == cls &&
+		       ((uintptr_t)p & PAGE_MASK) == 0;
+	size_t off = (uintptr_t)p - (uintptr_t)chunk_page_addr(c, run_page(r));
+	size_t idx = off / sizeclass_info[cls].size;
+	return r->kind == RUN_SLAB && r->cls == cls && idx * sizeclass_info[cls].size == off &&
+	       idx < sizeclass_info[cls].slab_objs &&
+	       (slab_bits(c, run_page(r))[idx / 64] & (1ull << (idx % 64)));
+}
+
+int arena_block_is_live(const void *p, unsigned cls)
+{
+	if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
+		return 0;
+	arena_t *a = chunk_of(p)->arena;
+	pthread_mutex_lock(&a->lock);
+	int ok = block_is_live_locked(a, p, cls);
+	pthread_mutex_unlock(&a->lock);
+	return ok;
+}
+
+static int slab_is_valid(chunk_t *c, run_t *r, size_t f, struct walk_sums *w)
+{
+	const struct class_info *ci = &sizeclass_info[r->cls];
+	if (r->cls == 0 || r->cls > NSMALL || r->npages != ci->slab_pages)
+		return 0;
+	if (r->state != ST_ACTIVE && r->state != ST_PURGING)
+		return 0;
+	/* the free count matches the bitmap; no bit past the last block */
+	unsigned used = 0, nw = (ci->slab_objs + 63) / 64;
+	uint64_t *bits = slab_bits(c, f);
+	for (unsigned i = 0; i < nw; i++)
+		used += (unsigned)__builtin_popcountll(bits[i]);
+	if (used + r->nfree != ci->slab_objs)
+		return 0;
+	if (ci->slab_objs % 64 && (bits[nw - 1] >> (ci->slab_objs % 64)))
+		return 0;
+	/* an empty slab is released, unless its pages are in flight */
+	if (r->nfree == ci->slab_objs && r->state != ST_PURGING)
+		return 0;
+	/* no free bit below the allocation hint */
+	if (r->hint >= nw)
+		return 0;
+	for (unsigned i = 0; i < r->hint; i++)
+		if (~bits[i])
+			return 0;
+	/* on the partial list exactly when it has free blocks (never while
+	 * its pages are in flight) */
+	if (r->state == ST_PURGING ? r->on_list : (r->nfree > 0) != r->on_list)
+		return 0;
+	w->on_partial += r->on_list;
+	/* a page holding a handed-out block is marked resident */
+	for (size_t pg = 0; pg < ci->slab_pages; pg++)
+		if (!(r->resident & (1u << pg)) && !slab_page_empty(c, r, ci, pg))
+			return 0;
+	/* every page maps to the slab (free() and its fast path read these) */
+	for (size_t i = f; i < f + r->npages; i++)
+		if (c->page_cls[i] != r->cls || c->page_run[i] != f ||
+		    c->page_off[i] != (uint32_t)(f << LG_PAGE))
+			return 0;
+	w->active += r->npages;
+	return 1;
+}
+
+static int chunk_is_valid(arena_t *a, chunk_t *c, struct walk_sums *w)
+{
+	if (c->magic != CHUNK_MAGIC || c->arena != a || rtree_get(c) != ((uintptr_t)c | 1) ||
+	    c->hdr_pages != CHUNK_HDR_PAGES)
+		return 0;
+	w->usable += CHUNK_PAGES - c->hdr_pages;
 	size_t f = c->hdr_pages;
 	int prev_kind = 0, prev_state = -1;
 	while (f < CHUNK_PAGES) {
@@ -1001,48 +1090,45 @@ static int chunk_is_valid(arena_t *a, chunk_t *c, size_t *dirty, size_t *active,
 			return 0;
 		if (c->page_run[f] != f || c->page_run[f + n - 1] != f)
 			return 0;
+		w->runs++;
 		switch (r->kind) {
 		case RUN_FREE:
 			/* two free neighbours of one state would have coalesced */
 			if (prev_kind == RUN_FREE && prev_state == r->state && r->state != ST_PURGING)
 				return 0;
-			if (r->state == ST_DIRTY)
-				*dirty += n;
-			else if (r->state == ST_PURGING)
-				*purging += n;
-			else if (r->state != ST_CLEAN)
+			if (r->state == ST_DIRTY) {
+				w->dirty += n;
+				w->binned[S_DIRTY]++;
+			} else if (r->state == ST_CLEAN) {
+				w->clean += n;
+				w->binned[S_CLEAN]++;
+			} else if (r->state == ST_PURGING) {
+				/* with the reclaim thread: on no list */
+				if (r->prev || r->next || r->age_prev || r->age_next)
+					return 0;
+				w->purging += n;
+			} else {
 				return 0;
+			}
 			for (size_t i = f; i < f + n; i++)
 				if (c->page_cls[i])
 					return 0;
 			break;
-		case RUN_SLAB: {
-			const struct class_info *ci = &sizeclass_info[r->cls];
-			if (r->cls == 0 || r->cls > NSMALL || n != ci->slab_pages)
+		case RUN_SLAB:
+			if (!slab_is_valid(c, r, f, w))
 				return 0;
-			unsigned used = 0;
-			uint64_t *bits = slab_bits(c, f);
-			for (unsigned w = 0; w < (ci->slab_objs + 63) / 64; w++)
-				used += (unsigned)__builtin_popcountll(bits[w]);
-			if (used + r->nfree != ci->slab_objs)
-				return 0;
-			if (r->state == ST_PURGING ? r->on_list : (r->nfree > 0) != r->on_list)
-				return 0;
-			/* a page holding a handed-out block is marked resident */
-			for (size_t pg = 0; pg < ci->slab_pages; pg++)
-				if (!(r->resident & (1u << pg)) && !slab_page_empty(c, r, ci, pg))
-					return 0;
-			for (size_t i = f; i < f + n; i++)
-				if (c->page_cls[i] != r->cls || c->page_run[i] != f)
-					return 0;
-			*active += n;
 			break;
-		}
 		case RUN_LARGE:
-			if (r->cls <= NSMALL || n != sizeclass_info[r->cls].slab_pages ||
-			    c->page_cls[f] != r->cls)
+			if (r->state != ST_ACTIVE || r->cls <= NSMALL || r->cls > NCLASS ||
+			    n != sizeclass_info[r->cls].slab_pages || c->page_cls[f] != r->cls ||
+			    c->page_off[f] != (uint32_t)(f << LG_PAGE))
 				return 0;
-			*active += n;
+			/* only the first page starts a block: free() of an
+			 * inner address is an invalid pointer */
+			for (size_t i = f + 1; i < f + n; i++)
+				if (c->page_cls[i])
+					return 0;
+			w->active += n;
 			break;
 		default:
 			return 0;
@@ -1054,49 +1140,110 @@ static int chunk_is_valid(arena_t *a, chunk_t *c, size_t *dirty, size_t *active,
 	return f == CHUNK_PAGES;
 }
 
-int arena_is_valid(arena_t *a)
+/* The size bins hold every DIRTY and CLEAN run once, each in the bin of
+ * its state and size, and the mask says which bins are non-empty. */
+static int free_bins_are_valid(arena_t *a, const struct walk_sums *w)
 {
-	size_t dirty = 0, active = 0, purging = 0, aged = 0;
-	int ok = 1;
-	pthread_mutex_lock(&a->lock);
-	for (chunk_t *c = a->chunks; c && ok; c = c->next)
-		ok = chunk_is_valid(a, c, &dirty, &active, &purging);
+	for (int s = 0; s < 2; s++) {
+		size_t seen = 0;
+		for (unsigned b = 0; b < NPBINS; b++) {
+			int bit = (a->bin_mask[s][b / 64] >> (b % 64)) & 1;
+			if (bit != (a->free_bins[s][b] != NULL))
+				return 0;
+			run_t *prev = NULL;
+			for (run_t *r = a->free_bins[s][b]; r; prev = r, r = r->next) {
+				chunk_t *c = chunk_of(r);
+				if (++seen > w->binned[s] || r->prev != prev || c->arena != a ||
+				    r->kind != RUN_FREE || r->state != (s == S_DIRTY ? ST_DIRTY : ST_CLEAN) ||
+				    pbin_floor(r->npages) != b || c->page_run[run_page(r)] != run_page(r))
+					return 0;
+			}
+		}
+		if (seen != w->binned[s])
+			return 0;
+	}
+	return 1;
+}
+
+/* The partial lists hold exactly the slabs flagged on_list, of their class. */
+static int partial_lists_are_valid(arena_t *a, const struct walk_sums *w)
+{
+	size_t seen = 0;
+	for (unsigned cls = 1; cls <= NSMALL; cls++) {
+		run_t *prev = NULL;
+		for (run_t *r = a->partial[cls]; r; prev = r, r = r->next)
+			if (++seen > w->on_partial || r->prev != prev || chunk_of(r)->arena != a ||
+			    r->kind != RUN_SLAB || r->cls != cls || !r->on_list || r->state != ST_ACTIVE ||
+			    r->nfree == 0 || r->nfree >= sizeclass_info[cls].slab_objs)
+				return 0;
+	}
+	return seen == w->on_partial && a->partial[0] == NULL;
+}
+
+/* The dirty list is the reclaim queue: every DIRTY run once, oldest first. */
+static int dirty_list_is_valid(arena_t *a, const struct walk_sums *w)
+{
+	size_t aged = 0, seen = 0;
 	uint64_t last = 0;
-	for (run_t *r = a->dirty_head; r && ok; r = r->age_next) {
-		if (r->kind != RUN_FREE || r->state != ST_DIRTY || r->dirty_ns < last)
-			ok = 0;
+	run_t *prev = NULL;
+	for (run_t *r = a->dirty_head; r; prev = r, r = r->age_next) {
+		if (++seen > w->binned[S_DIRTY] || r->age_prev != prev || chunk_of(r)->arena != a ||
+		    r->kind != RUN_FREE || r->state != ST_DIRTY || r->dirty_ns < last)
+			return 0;
 		last = r->dirty_ns;
 		aged += r->npages;
 	}
-	if (ok)
-		ok = dirty == a->dirty_pages && aged == dirty && active == a->active_pages &&
-		     purging == a->purging_pages;
-	/* transfer caches: distinct block starts of their class, marked in
-	 * use in their slabs, of this arena */
+	return a->dirty_tail == prev && seen == w->binned[S_DIRTY] && aged == w->dirty;
+}
+
+/* Transfer caches: distinct live block starts of their class, within cap. */
+static int xfer_is_valid(arena_t *a)
+{
+	int ok = 1;
 	for (unsigned cls = 1; cls <= NSMALL && ok; cls++) {
 		struct xfer *x = &a->xfer[cls];
 		pthread_mutex_lock(&x->mu);
 		ok = x->n <= x->cap && x->cap <= XFER_SLOTS;
 		for (unsigned i = 0; i < x->n && ok; i++) {
-			void *p = x->blk[i];
-			chunk_t *c = chunk_of(p);
-			size_t pg = chunk_page_of(c, p);
-			if (rtree_get(p) != ((uintptr_t)c | 1) || c->arena != a || pg < c->hdr_pages ||
-			    c->page_cls[pg] != cls) {
-				ok = 0;
-				break;
-			}
-			run_t *r = &c->runs[c->page_run[pg]];
-			size_t off = (uintptr_t)p - (uintptr_t)chunk_page_addr(c, run_page(r));
-			size_t idx = off / sizeclass_info[cls].size;
-			if (r->kind != RUN_SLAB || idx * sizeclass_info[cls].size != off ||
-			    !(slab_bits(c, run_page(r))[idx / 64] & (1ull << (idx % 64))))
-				ok = 0;
+			ok = block_is_live_locked(a, x->blk[i], cls);
 			for (unsigned j = 0; j < i && ok; j++)
-				ok = x->blk[j] != p;
+				ok = x->blk[j] != x->blk[i];
 		}
 		pthread_mutex_unlock(&x->mu);
 	}
+	return ok;
+}
+
+/* Blocks waiting on the remote stack (pushed by frees that found the lock
+ * taken): live blocks of this arena. Pushes only prepend, and only a lock
+ * holder pops, so the chain is stable while we hold the lock. */
+static int remote_stack_is_valid(arena_t *a)
+{
+	size_t limit = a->nchunks * (CHUNK_SIZE / MIN_ALIGN);
+	for (void **p = atomic_load_explicit(&a->remote_head, memory_order_acquire); p; p = p[0]) {
+		chunk_t *c = chunk_of(p);
+		if (limit-- == 0 || rtree_get(p) != ((uintptr_t)c | 1) || c->arena != a)
+			return 0;
+		size_t pg = chunk_page_of(c, p);
+		if (pg < c->hdr_pages || !block_is_live_locked(a, p, c->page_cls[pg]))
+			return 0;
+	}
+	return 1;
+}
+
+int arena_is_valid(arena_t *a)
+{
+	struct walk_sums w = { 0 };
+	size_t nchunks = 0;
+	int ok = 1;
+	pthread_mutex_lock(&a->lock);
+	for (chunk_t *c = a->chunks; c && ok; c = c->next)
+		ok = ++nchunks <= a->nchunks && chunk_is_valid(a, c, &w);
+	/* every page of every chunk is accounted for exactly once */
+	ok = ok && nchunks == a->nchunks && w.dirty == a->dirty_pages && w.active == a->active_pages &&
+	     w.purging == a->purging_pages && w.dirty + w.active + w.purging + w.clean == w.usable;
+	ok = ok && dirty_list_is_valid(a, &w) && free_bins_are_valid(a, &w) &&
+	     partial_lists_are_valid(a, &w) && xfer_is_valid(a) && remote_stack_is_valid(a);
 	pthread_mutex_unlock(&a->lock);
 	return ok;
 }

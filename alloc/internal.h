@@ -320,6 +320,9 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
 			  int purged);
 int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
+/* Is p a live block start of class cls (slab bit set; page runs: the LARGE
+ * run starts at p)? Takes the owning arena's lock (walkers only). */
+int      arena_block_is_live(const void *p, unsigned cls);
 void     arena_release_empty(arena_t *a);	/* unmap wholly free chunks */
 /* Return the transfer caches' blocks to their slabs: all, or (unused_only)
  * those of classes nobody put or took since the last call. Caller holds

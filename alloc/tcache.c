@@ -550,8 +550,10 @@ void tcache_return_blocks(unsigned cls, void **blocks, unsigned n)
 _Atomic uint64_t tcache_flush_count;
 
 /* Invariant walker: the stacks lie in class order within the slot region,
- * none overlapping the next; each holds count <= max distinct blocks, each a block start of a
- * live run of the bin's class; cached bytes within the bound. */
+ * none overlapping the next; each holds count <= max distinct blocks, each
+ * a live block (its slab bit set, or its page run allocated) of the bin's
+ * class on the thread's node; the blocks waiting to go to other nodes are
+ * live blocks of those nodes; cached bytes within the bound. */
 int tcache_is_valid(const tcache_t *tc)
 {
 	if (tc->state != TC_ACTIVE)
@@ -564,8 +566,9 @@ int tcache_is_valid(const tcache_t *tc)
 		unsigned n = tbin_count(b), max = tbin_max(b);
 		void **base = tbin_base(b);
 		bound += (size_t)max * sizeclass_info[c].size;
-		/* the stacks lie in class order, each within its room */
-		if (base < tc->slots + used || n > max)
+		/* the stacks lie in class order, each within its room; bin 0
+		 * (sizes no block has) never holds one */
+		if (base < tc->slots + used || n > max || (c == 0 && max != 0))
 			return 0;
 		used = (size_t)(base - tc->slots) + max;
 		for (unsigned i = 0; i < n; i++) {
@@ -576,12 +579,17 @@ int tcache_is_valid(const tcache_t *tc)
 			size_t pg = chunk_page_of(ch, p);
 			if (ch->page_cls[pg] != c || !sizeclass_is_multiple_cls(c, ((uintptr_t)p & CHUNK_MASK) - ch->page_off[pg]))
 				return 0;
+			/* a local block (the free fast path took it by its
+			 * node tag), still handed out in its arena */
+			if (ch->node != tc->node || !arena_block_is_live(p, c))
+				return 0;
 			for (unsigned j = 0; j < i; j++)	/* cached once */
 				if (base[j] == p)
 					return 0;
 		}
 	}
-	/* other nodes' blocks, each of its stack's class, not of this node */
+	/* other nodes' blocks: each live, of its stack's class, not of this
+	 * node, there once; a full stack goes home at once */
 	for (unsigned c = 1; c <= NSMALL; c++) {
 		void **st = remote_stack(tc, c);
 		if (tc->nremote[c] >= remote_cap[c])
@@ -592,8 +600,12 @@ int tcache_is_valid(const tcache_t *tc)
 				return 0;
 			chunk_t *ch = chunk_of(p);
 			size_t pg = chunk_page_of(ch, p);
-			if (ch->page_cls[pg] != c || ch->node == tc->node)
+			if (ch->node == tc->node || pg < ch->hdr_pages || ch->page_cls[pg] != c ||
+			    !arena_block_is_live(p, c))
 				return 0;
+			for (unsigned j = 0; j < i; j++)
+				if (st[j] == p)
+					return 0;
 		}
 	}
 	return bound == tc->bound_bytes && used <= slot_region_slots;

@@ -288,6 +288,171 @@ static void test_walker_catches_corruption(void **state)
 	assert_true(arena_is_valid(A));
 }
 
+/* The walker would catch each of these (one at a time, each undone
+ * before the next): a slab's free count off its bitmap, a bit past its
+ * last block, a hint above a free block, page tags that free()'s fast path
+ * trusts, a partial list, a size bin or its mask, the dirty list (the
+ * reclaim queue), the chunk count, a transfer cache holding a block
+ * twice or one already free in its slab, the remote stack holding a
+ * pointer that is not a live block. A check that cannot fail is no check. */
+static uint64_t *test_slab_bits(chunk_t *c, size_t f)
+{
+	return &c->bitmap[f * (BITS_PER_PAGE / 64)];
+}
+
+static void test_walker_catches_list_corruption(void **state)
+{
+	(void)state;
+	unsigned cls = sizeclass_of(16);
+	const struct class_info *ci = &sizeclass_info[cls];
+	void *b[3];
+	assert_int_equal(arena_alloc_small(A, cls, b, 3), 3);
+	chunk_t *c = chunk_of(b[0]);
+	size_t pg = chunk_page_of(c, b[0]);
+	size_t f = c->page_run[pg];
+	run_t *r = &c->runs[f];
+	uint64_t *bits = test_slab_bits(c, f);
+	unsigned nw = (ci->slab_objs + 63) / 64;
+	assert_true(r->on_list && r->nfree > 0 && nw >= 2);
+	assert_true(arena_is_valid(A));
+
+	r->nfree++;					/* free count off its bitmap */
+	assert_false(arena_is_valid(A));
+	r->nfree--;
+	unsigned lastcls = 0;				/* a bit past the last block */
+	for (unsigned k = 1; k <= NSMALL && !lastcls; k++)
+		if (sizeclass_info[k].slab_objs % 64)
+			lastcls = k;
+	assert_true(lastcls != 0);
+	void *q;
+	assert_int_equal(arena_alloc_small(A, lastcls, &q, 1), 1);
+	chunk_t *qc = chunk_of(q);
+	size_t qf = qc->page_run[chunk_page_of(qc, q)];
+	uint64_t *qbits = test_slab_bits(qc, qf);
+	unsigned qlast = (sizeclass_info[lastcls].slab_objs + 63) / 64 - 1;
+	uint64_t pad = 1ull << (sizeclass_info[lastcls].slab_objs % 64);
+	assert_int_equal(qbits[qlast] & pad, 0);
+	qbits[qlast] |= pad;
+	assert_false(arena_is_valid(A));
+	qbits[qlast] &= ~pad;
+	assert_true(arena_is_valid(A));
+	unsigned w = 0;					/* a hint above a free block */
+	while (w < nw && !~bits[w])
+		w++;
+	assert_true(w + 1 < nw);
+	uint16_t hint = r->hint;
+	r->hint = (uint16_t)(w + 1);
+	assert_false(arena_is_valid(A));
+	r->hint = hint;
+	uint32_t off = c->page_off[pg];			/* page tags */
+	c->page_off[pg] = off + 16;
+	assert_false(arena_is_valid(A));
+	c->page_off[pg] = off;
+	assert_true(arena_is_valid(A));
+
+	unsigned other = sizeclass_of(32);		/* partial list of another class */
+	run_t *mine = A->partial[cls], *theirs = A->partial[other];
+	A->partial[other] = mine;
+	A->partial[cls] = NULL;
+	assert_false(arena_is_valid(A));
+	A->partial[cls] = mine;
+	A->partial[other] = theirs;
+	assert_true(arena_is_valid(A));
+
+	/* size bins: a run missing from its bin, a mask bit of an empty bin */
+	int s = -1;
+	unsigned bin = 0;
+	for (int k = 0; k < 2 && s < 0; k++)
+		for (unsigned j = 0; j < NPBINS && s < 0; j++)
+			if (A->free_bins[k][j] && !A->free_bins[k][j]->next) {
+				s = k;
+				bin = j;
+			}
+	assert_true(s >= 0);
+	run_t *lone = A->free_bins[s][bin];
+	A->free_bins[s][bin] = NULL;
+	assert_false(arena_is_valid(A));
+	A->free_bins[s][bin] = lone;
+	unsigned empty = 0;
+	while (A->free_bins[1][empty])
+		empty++;
+	A->bin_mask[1][empty / 64] ^= 1ull << (empty % 64);
+	assert_false(arena_is_valid(A));
+	A->bin_mask[1][empty / 64] ^= 1ull << (empty % 64);
+	assert_true(arena_is_valid(A));
+
+	/* the dirty list: a lost tail, an order broken */
+	void *l1 = arena_alloc_large(A, sizeclass_of(40000), 0);
+	void *sep = arena_alloc_large(A, sizeclass_of(40000), 0);
+	void *l2 = arena_alloc_large(A, sizeclass_of(40000), 0);
+	arena_dalloc_batch(A, &l1, 1);
+	arena_dalloc_batch(A, &l2, 1);
+	assert_true(A->dirty_head && A->dirty_head != A->dirty_tail);
+	run_t *tail = A->dirty_tail;
+	A->dirty_tail = tail->age_prev;
+	assert_false(arena_is_valid(A));
+	A->dirty_tail = tail;
+	uint64_t ns = A->dirty_head->dirty_ns;
+	A->dirty_head->dirty_ns = tail->dirty_ns + 1;
+	assert_false(arena_is_valid(A));
+	A->dirty_head->dirty_ns = ns;
+	A->nchunks++;					/* the chunk count */
+	assert_false(arena_is_valid(A));
+	A->nchunks--;
+	assert_true(arena_is_valid(A));
+
+	/* a large block: an inner page tagged as a block start */
+	size_t sp = chunk_page_of(chunk_of(sep), sep);
+	chunk_of(sep)->page_cls[sp + 1] = chunk_of(sep)->page_cls[sp];
+	assert_false(arena_is_valid(A));
+	chunk_of(sep)->page_cls[sp + 1] = 0;
+	assert_true(arena_is_valid(A));
+
+	/* transfer cache: a block twice; a block also free in its slab */
+	struct xfer *x = &A->xfer[cls];
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 0, test_now());
+	pthread_mutex_unlock(&A->lock);
+	arena_dalloc_cached(A, cls, &b[2], 1);
+	assert_int_equal(x->n, 1);
+	assert_true(arena_is_valid(A));
+	x->blk[x->n++] = b[2];
+	assert_false(arena_is_valid(A));
+	x->n--;
+	size_t i1 = ((uintptr_t)b[1] - (uintptr_t)chunk_page_addr(c, f)) / ci->size;
+	x->blk[x->n++] = b[1];
+	bits[i1 / 64] &= ~(1ull << (i1 % 64));
+	r->nfree++;
+	assert_false(arena_is_valid(A));
+	bits[i1 / 64] |= 1ull << (i1 % 64);
+	r->nfree--;
+	x->n--;
+	assert_true(arena_is_valid(A));
+
+	/* the remote stack: a live block passes, a freed one or a stranger fails */
+	((void **)b[1])[0] = NULL;
+	atomic_store(&A->remote_head, b[1]);
+	assert_true(arena_is_valid(A));
+	bits[i1 / 64] &= ~(1ull << (i1 % 64));
+	r->nfree++;
+	assert_false(arena_is_valid(A));
+	bits[i1 / 64] |= 1ull << (i1 % 64);
+	r->nfree--;
+	static void *stranger[2] __attribute__((aligned(16)));
+	atomic_store(&A->remote_head, (void *)stranger);
+	assert_false(arena_is_valid(A));
+	atomic_store(&A->remote_head, NULL);
+	assert_true(arena_is_valid(A));
+
+	pthread_mutex_lock(&A->lock);
+	arena_xfer_drain_locked(A, 0, test_now());
+	pthread_mutex_unlock(&A->lock);
+	arena_dalloc_batch(A, b, 2);
+	arena_dalloc_batch(A, &q, 1);
+	arena_dalloc_batch(A, &sep, 1);
+	assert_true(arena_is_valid(A));
+}
+
 /* The transfer cache: freed small blocks are kept as pointers (their slab
  * bits stay set, and alloc_bytes still counts them: stats subtract them),
  * handed back newest first by the next refill, and returned to their
@@ -365,6 +530,7 @@ int main(void)
 		cmocka_unit_test(test_slab_pages_purged),
 		cmocka_unit_test(test_large_grows_in_place),
 		cmocka_unit_test(test_walker_catches_corruption),
+		cmocka_unit_test(test_walker_catches_list_corruption),
 		cmocka_unit_test(test_transfer_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

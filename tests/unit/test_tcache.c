@@ -548,6 +548,72 @@ static void test_successor_inherits_bins(void **state)
 	assert_int_equal(f.off, e.off);		/* the layout is kept */
 }
 
+/* The cache walker would catch each of these (one at a time, each undone
+ * before the next): a block cached twice, a cached block that is free in
+ * its slab (a double free the key missed), a block of another class, a
+ * block of another node in a bin or one of this node in the batch going
+ * to other nodes, a batch that should have gone, the byte bound off. */
+static void test_walker_catches_cache_corruption(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(100);
+	tbin_t *b = &tc->bins[cls];
+	void *v[4];
+	for (int i = 0; i < 4; i++)
+		v[i] = ebb_malloc(100);
+	for (int i = 0; i < 4; i++)
+		ebb_free(v[i]);
+	assert_true(tbin_count(b) >= 4);
+	void **base = tbin_base(b);
+	assert_true(tcache_is_valid(tc));
+
+	void *keep = base[1];
+	base[1] = base[0];				/* cached twice */
+	assert_false(tcache_is_valid(tc));
+	base[1] = keep;
+
+	void *p = base[0];				/* free in its slab too */
+	chunk_t *c = chunk_of(p);
+	size_t f = c->page_run[chunk_page_of(c, p)];
+	run_t *r = &c->runs[f];
+	uint64_t *bits = &c->bitmap[f * (BITS_PER_PAGE / 64)];
+	size_t idx = ((uintptr_t)p - (uintptr_t)chunk_page_addr(c, f)) / sizeclass_size(cls);
+	pthread_mutex_lock(&c->arena->lock);
+	bits[idx / 64] &= ~(1ull << (idx % 64));
+	r->nfree++;
+	pthread_mutex_unlock(&c->arena->lock);
+	assert_false(tcache_is_valid(tc));
+	pthread_mutex_lock(&c->arena->lock);
+	bits[idx / 64] |= 1ull << (idx % 64);
+	r->nfree--;
+	pthread_mutex_unlock(&c->arena->lock);
+	assert_true(tcache_is_valid(tc));
+
+	void *big = ebb_malloc(2000);			/* another class's block */
+	base[0] = big;
+	assert_false(tcache_is_valid(tc));
+	base[0] = p;
+	tc->node ^= 1;					/* cached blocks of another node */
+	assert_false(tcache_is_valid(tc));
+	tc->node ^= 1;
+	assert_true(tcache_is_valid(tc));
+
+	unsigned bc = sizeclass_of(2000);
+	assert_int_equal(tc->nremote[bc], 0);		/* a local block going "home" */
+	tcache_remote_push(tc, bc, big);
+	assert_int_equal(tc->nremote[bc], 1);
+	assert_false(tcache_is_valid(tc));
+	tc->nremote[bc] = 255;				/* a full batch not sent */
+	assert_false(tcache_is_valid(tc));
+	tc->nremote[bc] = 0;
+	tc->bound_bytes += 16;				/* the byte bound */
+	assert_false(tcache_is_valid(tc));
+	tc->bound_bytes -= 16;
+	assert_true(tcache_is_valid(tc));
+	ebb_free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -565,6 +631,7 @@ int main(void)
 		cmocka_unit_test(test_flush_large_class),
 		cmocka_unit_test(test_gc_spares_overflowing_bin),
 		cmocka_unit_test(test_successor_inherits_bins),
+		cmocka_unit_test(test_walker_catches_cache_corruption),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
