@@ -110,9 +110,20 @@ install: lib $(BUILD)/ebbmalloc.pc
 	@if [ -n "$(TOOLS_BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(TOOLS_BINS) $(DESTDIR)$(PREFIX)/bin/; fi
 
 # ---- lint: only the OS layer, the backends and numa/ may touch the kernel --
-lint:
+# and no object of the library calls libc's allocator or stdio: error and
+# assert paths never allocate (ebb_message formats into a stack buffer and
+# writes once); malloc_info's fprintf to the caller's FILE (shim.c) is the
+# one use of stdio.
+LINT_ALLOC := malloc|calloc|realloc|reallocarray|free|strdup|strndup|asprintf|vasprintf|open_memstream
+LINT_STDIO := printf|fprintf|vfprintf|sprintf|snprintf|vsnprintf|puts|fputs|perror|fopen|fdopen|fwrite|fflush
+lint: $(CORE_OBJS)
 	$(Q)bad=$$(grep -lE '#include <(sys/mman.h|liburing.h|numa.h|numaif.h)>' alloc/*.c alloc/*.h | grep -v 'alloc/os_linux.c'); \
-	if [ -n "$$bad" ]; then echo "lint: kernel headers outside the OS layer: $$bad" >&2; exit 1; fi; echo "lint: ok"
+	if [ -n "$$bad" ]; then echo "lint: kernel headers outside the OS layer: $$bad" >&2; exit 1; fi
+	$(Q)bad=$$(for o in $(CORE_OBJS); do \
+		pat='$(LINT_ALLOC)'; [ "$$o" = $(BUILD)/obj/alloc/shim.o ] || pat="$$pat|$(LINT_STDIO)"; \
+		nm -u $$o | awk '{print $$2}' | grep -xE "$$pat" | sed "s|^|$$o calls |"; done); \
+	if [ -n "$$bad" ]; then echo "lint: the allocator calls libc's allocator or stdio:" >&2; echo "$$bad" >&2; exit 1; fi
+	$(Q)echo "lint: ok"
 
 format-check:
 	$(Q)clang-format --dry-run --Werror $(CORE_SRCS) $(wildcard alloc/*.h include/*.h reclaim/*.h numa/*.h)

@@ -491,6 +491,9 @@ void    *refill_aligned(size_t align, size_t size);
 void    *refill_calloc_huge(size_t size);
 void    *refill_realloc(void *p, size_t size);
 size_t   refill_usable_size(const void *p);
+/* EBB_DEBUG >= 1: free_sized's size fits the block, free_aligned_sized's
+ * pointer has the alignment it names; else a one-line message and abort. */
+void     refill_check_sized(const char *fn, const void *p, size_t align, size_t size);
 int      ebb_init_slow(void);
 extern _Atomic int ebb_inited;
 void     reclaim_ensure_thread(void);

@@ -110,13 +110,14 @@ EBB_EXPORT size_t ebb_malloc_usable_size(void *ptr)
 
 EBB_EXPORT void ebb_free_sized(void *ptr, size_t size)
 {
-	(void)size;
+	if (EBB_DEBUG >= 1)
+		refill_check_sized("free_sized", ptr, 0, size);
 	ebb_free(ptr);
 }
 
 EBB_EXPORT void ebb_free_aligned_sized(void *ptr, size_t align, size_t size)
 {
-	(void)align;
-	(void)size;
+	if (EBB_DEBUG >= 1)
+		refill_check_sized("free_aligned_sized", ptr, align, size);
 	ebb_free(ptr);
 }

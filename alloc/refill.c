@@ -440,6 +440,21 @@ size_t refill_usable_size(const void *p)
 	return usable_checked(p, "malloc_usable_size", &h);
 }
 
+/* API misuse that costs a lookup, so checked from EBB_DEBUG 1 on (release
+ * builds ignore the size and alignment, as C23 allows): a size larger than
+ * the block cannot be the one it was allocated with, and a pointer without
+ * the alignment it names was not allocated with it. */
+void refill_check_sized(const char *fn, const void *p, size_t align, size_t size)
+{
+	if (!p)
+		return;
+	huge_t *h;
+	if (size > usable_checked(p, fn, &h))
+		ebb_fatal_ptr(fn, "size larger than the block", p);
+	if (align && !(align & (align - 1)) && ((uintptr_t)p & (align - 1)))
+		ebb_fatal_ptr(fn, "pointer without the stated alignment", p);
+}
+
 void *refill_aligned(size_t align, size_t size)
 {
 	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))

@@ -33,9 +33,19 @@ EXPORT size_t malloc_usable_size(void *p) { return ebb_malloc_usable_size(p); }
 EXPORT void cfree(void *p);
 EXPORT void cfree(void *p) { fast_free(p); }
 EXPORT void free_sized(void *p, size_t size);
-EXPORT void free_sized(void *p, size_t size) { (void)size; fast_free(p); }
+EXPORT void free_sized(void *p, size_t size)
+{
+	if (EBB_DEBUG >= 1)
+		refill_check_sized("free_sized", p, 0, size);
+	fast_free(p);
+}
 EXPORT void free_aligned_sized(void *p, size_t align, size_t size);
-EXPORT void free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; fast_free(p); }
+EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	if (EBB_DEBUG >= 1)
+		refill_check_sized("free_aligned_sized", p, align, size);
+	fast_free(p);
+}
 EXPORT int malloc_trim(size_t pad) { return ebb_malloc_trim(pad); }
 
 EXPORT int mallopt(int param, int value)

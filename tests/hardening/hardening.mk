@@ -126,6 +126,8 @@ check-san:
 
 # ---- make check --------------------------------------------------------------
 # Everything, bounded (about 20 minutes on 2 busy cores; CI allows 90):
+#  0. make lint (kernel headers only in the OS layer; the library never
+#     calls libc's allocator or stdio: error paths never allocate)
 #  1. make test (the everyday suites)
 #  2. DEBUG=3 (assertions + invariant walkers on the slow paths) in
 #     $(BUILD)/debug3: unit tests, the stress suite and test-hardening with
@@ -145,6 +147,7 @@ check-debug3: | $(DEPS_OK)
 
 check:
 	@start=$$(date +%s); st=0; \
+	echo "== lint"; $(MAKE) --no-print-directory lint || st=1; \
 	echo "== make test"; $(MAKE) --no-print-directory test || st=1; \
 	$(MAKE) --no-print-directory check-debug3 CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-debug3 || st=1; \
 	$(MAKE) --no-print-directory check-san CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-san || st=1; \

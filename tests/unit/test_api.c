@@ -115,6 +115,32 @@ static void test_invalid_frees_abort(void **state)
 	expect_abort(free_huge_interior, "ebbmalloc: free(): invalid pointer 0x");
 }
 
+/* EBB_DEBUG >= 1: the size and alignment free_sized and free_aligned_sized
+ * are given are checked (release builds ignore them) */
+static void free_sized_too_big(void) { void *p = ebb_malloc(100); ebb_free_sized(p, 4096); }
+static void free_aligned_sized_misaligned(void)
+{
+	char *p = ebb_aligned_alloc(64, 256);
+	size_t a = 128;
+	while (!((uintptr_t)p & (a - 1)))	/* an alignment p does not have */
+		a <<= 1;
+	ebb_free_aligned_sized(p, a, 256);
+}
+
+static void test_sized_frees_checked(void **state)
+{
+	(void)state;
+	void *p = ebb_malloc(100);
+	ebb_free_sized(p, 100);			/* right: no complaint at any level */
+	p = ebb_aligned_alloc(4096, 5000);
+	ebb_free_aligned_sized(p, 4096, 5000);
+	if (EBB_DEBUG < 1)
+		skip();
+	expect_abort(free_sized_too_big, "ebbmalloc: free_sized(): size larger than the block 0x");
+	expect_abort(free_aligned_sized_misaligned,
+		     "ebbmalloc: free_aligned_sized(): pointer without the stated alignment 0x");
+}
+
 static void test_double_frees_abort(void **state)
 {
 	(void)state;
@@ -313,6 +339,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_invalid_frees_abort),
 		cmocka_unit_test(test_double_frees_abort),
+		cmocka_unit_test(test_sized_frees_checked),
 		cmocka_unit_test(test_impossible_sizes),
 		cmocka_unit_test(test_alignment_errors),
 		cmocka_unit_test(test_alignments),
