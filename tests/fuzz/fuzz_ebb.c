@@ -3,7 +3,8 @@
  * malloc-family operations run through the ebb_* API of the DEBUG=3
  * library (built with ASan + UBSan and coverage, tests/fuzz/fuzz.mk).
  *
- * Input: byte 0 chooses the mode (bit 0: two threads; bit 1: the OS
+ * Input: byte 0 chooses the mode (bit 0: several threads, two or, with
+ * bit 3, four; bit 1: the OS
  * fails - byte 1 seeds random mmap (probability (byte 0 >> 2) / 64),
  * mremap and madvise failures through alloc/fault.c, and allocations may
  * then fail, but only with NULL/ENOMEM and the old block intact), then each
@@ -18,9 +19,9 @@
  *          large; huge only when both bytes are 0xff..), the rest the size
  *   align  one byte: log2 of the alignment (posix_memalign may get a bad
  *          one: EINVAL is checked)
- * In two-thread mode the first half of the program runs on the calling
- * thread and the second half on a new one, at the same time; handed-off
- * blocks are freed by whichever thread takes them: remote frees.
+ * With several threads the program is cut in as many parts, which run at
+ * the same time, the first on the calling thread; handed-off blocks are
+ * freed by whichever thread takes them: remote frees.
  *
  * Oracle: every block is patterned (hard.h) and checked on free, realloc
  * and at the end; usable size >= request; alignment; calloc zero; realloc
@@ -40,6 +41,7 @@
 
 #define NSLOT	64
 #define HAND	64
+#define MAX_THREADS 4
 #ifndef FUZZ_WALK_EVERY
 #define FUZZ_WALK_EVERY 64	/* ops between walks of every arena */
 #endif
@@ -297,10 +299,10 @@ static void *run(void *arg)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fthread th[2];
+	static struct fthread th[MAX_THREADS];
 	if (size < 1)
 		return 0;
-	unsigned nthreads = (data[0] & 1) + 1;
+	unsigned nthreads = data[0] & 1 ? (data[0] & 8 ? 4 : 2) : 1;
 	fail_ok = (data[0] & 2) && size > 1;
 	if (fail_ok) {
 		char spec[128];
@@ -317,14 +319,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		th[0] = (struct fthread){ .data = data, .size = size, .nthreads = 1 };
 		run(&th[0]);
 	} else {
-		/* split the program: first half to thread 0, second to thread 1 */
-		th[0] = (struct fthread){ .data = data, .size = size / 2, .nthreads = 2 };
-		th[1] = (struct fthread){ .data = data + size / 2, .size = size - size / 2,
-					  .nthreads = 2 };
-		pthread_t pt;
-		FCHECK(pthread_create(&pt, NULL, run, &th[1]) == 0, "pthread_create");
+		/* cut the program in nthreads parts, one per thread */
+		size_t part = size / nthreads;
+		pthread_t pt[MAX_THREADS];
+		for (unsigned i = 0; i < nthreads; i++)
+			th[i] = (struct fthread){ .data = data + i * part,
+						  .size = i + 1 < nthreads ? part : size - i * part,
+						  .nthreads = nthreads };
+		for (unsigned i = 1; i < nthreads; i++)
+			FCHECK(pthread_create(&pt[i], NULL, run, &th[i]) == 0, "pthread_create");
 		run(&th[0]);
-		pthread_join(pt, NULL);
+		for (unsigned i = 1; i < nthreads; i++)
+			pthread_join(pt[i], NULL);
 	}
 	while (hand.n)
 		take_handoff();
