@@ -614,6 +614,54 @@ static void test_walker_catches_cache_corruption(void **state)
 	ebb_free(big);
 }
 
+/* Regression (0685243): when the byte budget is spent, the bins with the
+ * largest share give back half, but a small class keeps one slot. Bins
+ * used to be taken to zero, and a thread that only frees (a consumer)
+ * then had every free take the arena lock. Here big bins grow until the
+ * budget is spent and keep asking (a budget scan each time); every small
+ * class that had a slot keeps it. */
+static void test_budget_spares_one_slot_per_small_class(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	static const size_t big[] = { 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144 };
+	unsigned had[NSMALL + 1] = { 0 };
+	for (unsigned c = 1; c <= NSMALL; c++)
+		had[c] = tbin_max(&tc->bins[c]) >= 1;
+	/* a small budget, so that it is spent many times over and every bin
+	 * is taken down to what it must keep (one slot per small class is
+	 * more than 128 KiB: the floor wins over the budget) */
+	int64_t saved_limit = opt(OPT_tcache_max_bytes);
+	size_t limit = 128 << 10;
+	atomic_store(&opt_values[OPT_tcache_max_bytes], (int64_t)limit);
+	unsigned shrank = 0;
+	for (unsigned round = 0; round < 12; round++)
+		for (unsigned k = 0; k < sizeof(big) / sizeof(big[0]); k++) {
+			unsigned cls = sizeclass_of(big[k]);
+			unsigned before[NCLASS + 1];
+			for (unsigned c = 1; c <= NCLASS; c++)
+				before[c] = tbin_max(&tc->bins[c]);
+			tc->last_budget_scan = tc->slow_events - 64;	/* a scan is due */
+			tcache_bin_dry(tc, cls);
+			for (unsigned c = 1; c <= NCLASS; c++)
+				shrank += c != cls && tbin_max(&tc->bins[c]) < before[c];
+		}
+	assert_true(shrank > 0);	/* the budget was spent and taken back */
+	for (unsigned c = 1; c <= NSMALL; c++)
+		if (had[c])
+			assert_true(tbin_max(&tc->bins[c]) >= 1);
+	atomic_store(&opt_values[OPT_tcache_max_bytes], saved_limit);
+	assert_true(tcache_is_valid(tc));
+	/* a free of a small class is still cached */
+	unsigned cls = sizeclass_of(3000);
+	tcache_flush_bin(tc, cls, 0);
+	void *p = ebb_malloc(3000);
+	tcache_flush_bin(tc, cls, 0);
+	ebb_free(p);
+	assert_int_equal(tbin_count(&tc->bins[cls]), 1);
+	tcache_flush_all(tc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_gc_spares_overflowing_bin),
 		cmocka_unit_test(test_successor_inherits_bins),
 		cmocka_unit_test(test_walker_catches_cache_corruption),
+		cmocka_unit_test(test_budget_spares_one_slot_per_small_class),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
