@@ -1272,8 +1272,13 @@ void arena_atfork_parent(void)
 
 void arena_atfork_child(void)
 {
+	/* the arena locks were taken by this thread in prepare: unlocked (not
+	 * re-initialised: undefined for a locked mutex, and a double lock to
+	 * TSan when the child's threads take them); the transfer caches'
+	 * locks may have been held by threads the child does not have */
+	for (unsigned i = narenas; i-- > 0;)
+		pthread_mutex_unlock(&arenas[i]->lock);
 	for (unsigned i = 0; i < narenas; i++) {
-		arena_lock_init(arenas[i]);
 		for (unsigned c = 0; c <= NSMALL; c++)
 			pthread_mutex_init(&arenas[i]->xfer[c].mu, NULL);
 	}

@@ -406,9 +406,12 @@ void chunk_atfork_parent(void)
 	pthread_mutex_unlock(&huge_lock);
 }
 
+/* The child's thread is the one that took the locks in prepare: it
+ * unlocks them (re-initialising a locked mutex is undefined, and TSan
+ * then reports the child's threads taking it as a double lock). */
 void chunk_atfork_child(void)
 {
-	pthread_mutex_init(&rtree_lock, NULL);
-	pthread_mutex_init(&base_lock, NULL);
-	pthread_mutex_init(&huge_lock, NULL);
+	pthread_mutex_unlock(&rtree_lock);
+	pthread_mutex_unlock(&base_lock);
+	pthread_mutex_unlock(&huge_lock);
 }

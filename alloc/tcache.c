@@ -928,7 +928,10 @@ void tcache_atfork_parent(void)
 
 void tcache_atfork_child(void)
 {
-	pthread_mutex_init(&reg_lock, NULL);
+	/* held by this thread since prepare: unlocked, not re-initialised
+	 * (re-initialising a locked mutex is undefined; TSan reported a
+	 * double lock when the child's new threads then took it) */
+	pthread_mutex_unlock(&reg_lock);
 	/* The other threads do not exist in the child: return what their
 	 * caches held and forget them. Each stack, up to its top, is
 	 * consistent at every instant of the fast paths (a push stores the

@@ -482,7 +482,7 @@ void backend_atfork_child(void)
 {
 	int saved_errno = errno;	/* fork() returns right after this */
 
-	pthread_mutex_init(&backend_lock, NULL);
+	pthread_mutex_unlock(&backend_lock);	/* held by this thread since prepare */
 	/* the choice and the disabled set stay (same kernel, same rules);
 	 * the state each backend set up belongs to the parent */
 	backend_forget_inherited_locked();

@@ -359,7 +359,7 @@ void reclaim_atfork_parent(void)
 
 void reclaim_atfork_child(void)
 {
-	pthread_mutex_init(&pass_lock, NULL);
+	pthread_mutex_unlock(&pass_lock);	/* held by this thread since prepare */
 	atomic_store_explicit(&thread_state, 3, memory_order_relaxed);
 	atomic_store_explicit(&idle_sleep, 0, memory_order_relaxed);
 	atomic_store_explicit(&trim_req, 0, memory_order_relaxed);
