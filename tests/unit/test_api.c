@@ -90,9 +90,9 @@ static void double_free_between(void)
 	ebb_free(p);
 }
 static void double_free_large(void) { void *p = ebb_malloc(300000); ebb_free(p); ebb_free(p); }
-/* regression (5594a99): a thread frees blocks of other nodes into a batch
- * that goes home 32 at a time; a second free of a block still waiting
- * there went into the batch twice (and on into the arena's transfer cache,
+/* regression (5594a99): a thread frees blocks of other nodes into a stack
+ * per class that goes home a batch at a time; a second free of a block
+ * still waiting there went into the batch twice (and on into the arena's transfer cache,
  * which does not look at slab bits): now it is a double free. The thread
  * "moves" to node 1, so p (node 0) is another node's block. */
 static void double_free_waiting_to_go_home(void)
@@ -100,7 +100,7 @@ static void double_free_waiting_to_go_home(void)
 	void *p = ebb_malloc(64);
 	tcache_set_node(tcache_self(), 1);
 	ebb_free(p);
-	if (!tcache_remote_contains(tcache_self(), p))
+	if (!tcache_remote_contains(tcache_self(), sizeclass_of(64), p))
 		_exit(3);	/* not in the batch: the test no longer tests this */
 	ebb_free(p);
 }
