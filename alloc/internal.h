@@ -291,6 +291,10 @@ struct arena {
 	uint64_t alloc_bytes;		/* blocks out of slabs/runs (incl. cached and xfer) */
 	_Atomic uint64_t remote_frees;	/* blocks freed by threads of other nodes */
 	_Atomic uint64_t cache_flushes;	/* thread-cache flushes handed to it */
+	/* purge batches that carried its ranges (a batch carries every arena
+	 * of a node that had some), those ranges, and the batches' latency */
+	_Atomic uint64_t purge_batches, purge_ranges;
+	_Atomic uint64_t purge_lat[EBB_STATS_LAT_BUCKETS];
 	_Atomic unsigned nthreads;	/* caches using this arena */
 	void *_Atomic remote_head;	/* blocks freed while the lock was taken (a stack) */
 	uint64_t xfer_pass_ns;		/* the reclaim pass that last drained them */

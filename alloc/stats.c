@@ -69,8 +69,7 @@ void stats_collect(struct ebb_stats *st)
 		ns->remote_frees += f->remote_frees;
 		st->node_purge[f->node < EBB_STATS_MAX_NODES ? f->node : 0].cache_flushes += f->cache_flushes;
 	}
-	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++)
-		reclaim_node_stats(n, &st->node_purge[n]);
+	reclaim_purge_stats(st);	/* nodes' and arenas' purges, from one instant */
 	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
 		struct ebb_node_stats *ns = &st->node[n];
 		st->allocated_bytes += ns->allocated_bytes;
@@ -208,10 +207,15 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 			OUT(&o, "%s{\"arena\":%u,\"node\":%u,\"threads\":%u,\"allocated_bytes\":%llu,"
 				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
 				"\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,"
-				"\"xfer_bytes\":%llu,\"cache_flushes\":%llu}",
+				"\"xfer_bytes\":%llu,\"cache_flushes\":%llu,\"purge_batches\":%llu,\"purge_ranges\":%llu,"
+				"\"purge_batch_lat_us_log2\":[",
 			    i ? "," : "", i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes),
 			    U(f->dirty_bytes), U(f->purging_bytes), U(f->purged_bytes), U(f->mapped_bytes),
-			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes), U(f->cache_flushes));
+			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes), U(f->cache_flushes),
+			    U(f->purge_batches), U(f->purge_ranges));
+			for (int k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+				OUT(&o, "%s%llu", k ? "," : "", U(f->purge_batch_lat[k]));
+			OUT(&o, "]}");
 		}
 		OUT(&o, "],\"purge_by_backend\":{");
 		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)
@@ -253,10 +257,10 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		}
 		for (unsigned i = 0; i < st->narenas; i++) {
 			const struct ebb_arena_stats *f = &st->arena[i];
-			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu cache_flushes %llu\n",
+			OUT(&o, "  arena %u (node %u, %u threads): allocated %llu active %llu dirty %llu purging %llu purged %llu chunks %llu remote_frees %llu xfer %llu cache_flushes %llu purge_batches %llu purge_ranges %llu\n",
 			    i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes), U(f->dirty_bytes),
 			    U(f->purging_bytes), U(f->purged_bytes), U(f->chunks), U(f->remote_frees),
-			    U(f->xfer_bytes), U(f->cache_flushes));
+			    U(f->xfer_bytes), U(f->cache_flushes), U(f->purge_batches), U(f->purge_ranges));
 		}
 	}
 	out_flush(&o);

@@ -107,6 +107,12 @@ struct ebb_arena_stats {
 	uint64_t remote_frees;
 	uint64_t xfer_bytes;		/* free blocks in its transfer caches */
 	uint64_t cache_flushes;		/* thread-cache flushes handed to it */
+	/* Purge batches that carried its ranges (one batch carries every arena
+	 * of its node that had dirty memory: the node's batches are at most
+	 * the sum of its arenas'), those ranges, and the batches' latency. */
+	uint64_t purge_batches;
+	uint64_t purge_ranges;
+	uint64_t purge_batch_lat[EBB_STATS_LAT_BUCKETS];
 };
 
 /* Per node: the reclaim passes purge each node's arenas in batches of

@@ -392,6 +392,7 @@ ssize_t backend_purge_acct(const struct iovec *v, size_t n, int advice, struct p
 	unsigned bucket = backend_lat_bucket(os_now_ns() - t0);
 	backend_count(&backend_lat[bucket], 1);
 	if (acct) {
+		acct->last_bucket = bucket;
 		backend_count(&acct->lat[bucket], 1);
 		backend_count(&acct->batches, 1);
 		backend_count(&acct->syscalls, syscalls);

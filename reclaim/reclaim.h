@@ -94,6 +94,7 @@ ssize_t backend_purge(const struct iovec *v, size_t n, int advice);
 struct purge_acct {
 	_Atomic uint64_t batches, syscalls;
 	_Atomic uint64_t lat[EBB_STATS_LAT_BUCKETS];
+	unsigned last_bucket;	/* the latency bucket of the last batch (its caller's) */
 };
 ssize_t backend_purge_acct(const struct iovec *v, size_t n, int advice, struct purge_acct *acct);
 /* Name of the backend in use ("uring", "vector", "madvise", "none", or
@@ -117,8 +118,9 @@ void reclaim_notify(size_t dirty_bytes, size_t active_bytes);
  * budget bytes (0 = no limit), on the calling thread. Returns bytes
  * purged. */
 size_t reclaim_run(int force, size_t budget_bytes);
-/* A node's purge batches, syscalls and batch latency (reclaim passes). */
-void reclaim_node_stats(unsigned node, struct ebb_node_purge_stats *out);
+/* The nodes' purge batches, syscalls and batch latency and the arenas'
+ * share of them, into st (consistent with each other). */
+void reclaim_purge_stats(struct ebb_stats *st);
 void reclaim_atfork_prepare(void);
 void reclaim_atfork_parent(void);
 void reclaim_atfork_child(void);

@@ -95,22 +95,44 @@ static size_t purge_segments(const struct seg *segs, unsigned nsegs, unsigned n,
 	size_t bytes = 0;
 	for (unsigned k = 0; k < n; k++)
 		bytes += pass_iov[k].iov_len;
-	for (unsigned s = 0; s < nsegs; s++)
-		if (segs[s].n)
-			arena_purge_done(segs[s].a, pass_iov + segs[s].start, segs[s].n, r >= 0);
+	for (unsigned s = 0; s < nsegs; s++) {
+		if (!segs[s].n)
+			continue;
+		arena_t *a = segs[s].a;
+		atomic_fetch_add_explicit(&a->purge_batches, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&a->purge_ranges, segs[s].n, memory_order_relaxed);
+		atomic_fetch_add_explicit(&a->purge_lat[acct->last_bucket], 1, memory_order_relaxed);
+		arena_purge_done(a, pass_iov + segs[s].start, segs[s].n, r >= 0);
+	}
 	return r >= 0 ? bytes : 0;
 }
 
 /* Each node's purges, counted apart (ebb_stats' node_purge). */
 static struct purge_acct node_acct[EBB_MAX_NODES];
 
-void reclaim_node_stats(unsigned node, struct ebb_node_purge_stats *out)
+/* The nodes' and the arenas' purge figures, read under the pass lock so
+ * that they agree: an arena's batches are its node's batches that carried
+ * its ranges. */
+void reclaim_purge_stats(struct ebb_stats *st)
 {
-	const struct purge_acct *c = &node_acct[node < EBB_MAX_NODES ? node : 0];
-	out->batches = atomic_load_explicit(&c->batches, memory_order_relaxed);
-	out->syscalls = atomic_load_explicit(&c->syscalls, memory_order_relaxed);
-	for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
-		out->batch_lat[k] = atomic_load_explicit(&c->lat[k], memory_order_relaxed);
+	pthread_mutex_lock(&pass_lock);
+	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
+		const struct purge_acct *c = &node_acct[n];
+		struct ebb_node_purge_stats *out = &st->node_purge[n];
+		out->batches = atomic_load_explicit(&c->batches, memory_order_relaxed);
+		out->syscalls = atomic_load_explicit(&c->syscalls, memory_order_relaxed);
+		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+			out->batch_lat[k] = atomic_load_explicit(&c->lat[k], memory_order_relaxed);
+	}
+	for (unsigned i = 0; i < narenas && i < EBB_STATS_MAX_ARENAS; i++) {
+		arena_t *a = arenas[i];
+		struct ebb_arena_stats *f = &st->arena[i];
+		f->purge_batches = atomic_load_explicit(&a->purge_batches, memory_order_relaxed);
+		f->purge_ranges = atomic_load_explicit(&a->purge_ranges, memory_order_relaxed);
+		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+			f->purge_batch_lat[k] = atomic_load_explicit(&a->purge_lat[k], memory_order_relaxed);
+	}
+	pthread_mutex_unlock(&pass_lock);
 }
 
 /* One pass over all arenas, a node at a time: the ranges of a node's

@@ -130,13 +130,18 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		printf("%s\n    {\"arena\": %u, \"node\": %u, \"threads\": %u, \"allocated_bytes\": %llu, "
 		       "\"active_bytes\": %llu, \"dirty_bytes\": %llu, \"purging_bytes\": %llu, "
 		       "\"purged_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
-		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu, \"cache_flushes\": %llu}",
+		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu, \"cache_flushes\": %llu, "
+		       "\"purge_batches\": %llu, \"purge_ranges\": %llu, \"purge_batch_lat_us_lt_pow2\": [",
 		       i ? "," : "", i, a->node, a->threads,
 		       (unsigned long long)a->allocated_bytes, (unsigned long long)a->active_bytes,
 		       (unsigned long long)a->dirty_bytes, (unsigned long long)a->purging_bytes,
 		       (unsigned long long)a->purged_bytes, (unsigned long long)a->mapped_bytes,
 		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
-		       (unsigned long long)a->xfer_bytes, (unsigned long long)a->cache_flushes);
+		       (unsigned long long)a->xfer_bytes, (unsigned long long)a->cache_flushes,
+		       (unsigned long long)a->purge_batches, (unsigned long long)a->purge_ranges);
+		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+			printf("%s%llu", k ? ", " : "", (unsigned long long)a->purge_batch_lat[k]);
+		printf("]}");
 	}
 	printf("%s],\n", s->narenas ? "\n  " : "");
 	printf("  \"purge_by_backend\": {");
@@ -181,18 +186,18 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 		       B(3, n->purging_bytes), B(4, n->purged_bytes), B(5, n->mapped_bytes),
 		       (unsigned long long)n->chunks, (unsigned long long)n->remote_frees);
 	}
-	printf("\n%-6s %4s %11s %11s %11s %11s %11s %7s %10s %9s\n", "arena", "thr", "allocated",
-	       "active", "dirty", "purging", "purged", "chunks", "remote-fr", "flushes");
+	printf("\n%-6s %4s %11s %11s %11s %11s %11s %7s %10s %9s %8s\n", "arena", "thr", "allocated",
+	       "active", "dirty", "purging", "purged", "chunks", "remote-fr", "flushes", "batches");
 	for (i = 0; i < s->narenas; i++) {
 		const struct ebb_arena_stats *a = &s->arena[i];
 		char id[16];
 
 		snprintf(id, sizeof(id), "%u/n%u", i, a->node);
-		printf("%-6s %4u %11s %11s %11s %11s %11s %7llu %10llu %9llu\n", id, a->threads,
+		printf("%-6s %4u %11s %11s %11s %11s %11s %7llu %10llu %9llu %8llu\n", id, a->threads,
 		       B(0, a->allocated_bytes), B(1, a->active_bytes), B(2, a->dirty_bytes),
 		       B(3, a->purging_bytes), B(4, a->purged_bytes),
 		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
-		       (unsigned long long)a->cache_flushes);
+		       (unsigned long long)a->cache_flushes, (unsigned long long)a->purge_batches);
 	}
 	printf("\npurge  batches %llu   syscalls %llu   ranges %llu   backend fallbacks %llu\n",
 	       (unsigned long long)s->purge_batches, (unsigned long long)s->purge_syscalls,

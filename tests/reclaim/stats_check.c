@@ -200,6 +200,25 @@ static void check_stats(const struct ebb_stats *st, size_t held, const char *whe
 				flushes += st->arena[i].cache_flushes;
 		CHECK(flushes == np->cache_flushes, "%s: node %u: cache_flushes %llu, its arenas' %llu", when, n,
 		      (unsigned long long)np->cache_flushes, (unsigned long long)flushes);
+		/* a node's batch carries the ranges of any of its arenas: each
+		 * arena's batches are at most the node's, their sum at least */
+		uint64_t ab = 0;
+		for (unsigned i = 0; i < st->narenas && i < EBB_STATS_MAX_ARENAS; i++) {
+			const struct ebb_arena_stats *a = &st->arena[i];
+			if (a->node != n)
+				continue;
+			uint64_t al = 0;
+			for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+				al += a->purge_batch_lat[k];
+			CHECK(al == a->purge_batches && a->purge_batches <= np->batches &&
+			      a->purge_ranges >= a->purge_batches,
+			      "%s: arena %u: %llu purge batches (%llu in its latency buckets, %llu ranges), its node's %llu",
+			      when, i, (unsigned long long)a->purge_batches, (unsigned long long)al,
+			      (unsigned long long)a->purge_ranges, (unsigned long long)np->batches);
+			ab += a->purge_batches;
+		}
+		CHECK(ab >= np->batches, "%s: node %u: %llu purge batches, its arenas' only %llu", when, n,
+		      (unsigned long long)np->batches, (unsigned long long)ab);
 		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++) {
 			lat += np->batch_lat[k];
 			nlat[k] += np->batch_lat[k];

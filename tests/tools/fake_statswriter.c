@@ -102,6 +102,11 @@ static void fill_fixed(struct ebb_stats_file *f)
 		st(&a->remote_frees, ar[i][7]);
 		st(&a->xfer_bytes, (i + 1) * 4096);
 		st(&a->cache_flushes, 100 * (i + 1));
+		/* node 0's 700 batches carried arena 0's ranges 500 times and
+		 * arena 1's 400 times (both in 200 of them) */
+		st(&a->purge_batches, i == 0 ? 500 : i == 1 ? 400 : 300);
+		st(&a->purge_ranges, 1000 * (i + 1));
+		st(&a->purge_batch_lat[4], i == 0 ? 500 : i == 1 ? 400 : 300);
 	}
 	/* node 0 purged 700 batches in 701 syscalls, node 1 300 in 300 (the
 	 * other 10 batches were parked threads' stacks: totals only) */

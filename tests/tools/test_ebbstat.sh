@@ -28,7 +28,7 @@ if wait_line "$T/f.out" ready; then
 	[ "$(jstr "$T/f.json" backend)" = uring ] || fail "backend '$(jstr "$T/f.json" backend)'"
 	grep -q '"node": 1, "allocated_bytes": 66060288, .*"remote_frees": 59, "cache_flushes": 300, "purge_batches": 300, "purge_syscalls": 300, "purge_batch_lat_us_lt_pow2": \[0, 0, 0, 0, 300, 0' "$T/f.json" || fail "node 1 row wrong: $(grep '"node": 1' "$T/f.json")"
 	grep -q '"purge_batch_lat_us_lt_pow2": \[0, 0, 0, 100, 200, 300, 400, 500, 600, 0' "$T/f.json" || fail "latency histogram wrong"
-	grep -q '"arena": 0, "node": 0, "threads": 5, "allocated_bytes": 20971520, "active_bytes": 26214400, .*"chunks": 3, "remote_frees": 10, "xfer_bytes": 4096, "cache_flushes": 100}' "$T/f.json" \
+	grep -q '"arena": 0, "node": 0, "threads": 5, "allocated_bytes": 20971520, "active_bytes": 26214400, .*"chunks": 3, "remote_frees": 10, "xfer_bytes": 4096, "cache_flushes": 100, "purge_batches": 500, "purge_ranges": 1000, "purge_batch_lat_us_lt_pow2": \[0, 0, 0, 0, 500, 0' "$T/f.json" \
 		|| fail "arena 0 row wrong: $(grep '"arena": 0' "$T/f.json")"
 	grep -q '"arena": 2, "node": 1, "threads": 7, "allocated_bytes": 66060288, ' "$T/f.json" || fail "arena 2 row wrong"
 	[ "$(grep -c '"arena": ' "$T/f.json")" = 3 ] || fail "$(grep -c '"arena": ' "$T/f.json") arena rows, want 3"
@@ -42,7 +42,8 @@ if wait_line "$T/f.out" ready; then
 	grep -q "allocated 123.0 MiB" "$T/f.txt" && grep -q "active 130.0 MiB" "$T/f.txt" && grep -q "purged 2.0 GiB" "$T/f.txt" \
 		&& grep -q "backend uring" "$T/f.txt" && grep -qE '^1 +63.0 MiB +65.0 MiB +4.0 MiB' "$T/f.txt" \
 		&& grep -q "batches 1000   syscalls 1001" "$T/f.txt" && grep -qE '< 256 us +600 #{40}$' "$T/f.txt" \
-		&& grep -qE '^2/n1 +7 +63.0 MiB +65.0 MiB +4.0 MiB +0 B +1.0 GiB +6 +59 +300$' "$T/f.txt" \
+		&& grep -qE '^2/n1 +7 +63.0 MiB +65.0 MiB +4.0 MiB +0 B +1.0 GiB +6 +59 +300 +300$' "$T/f.txt" \
+		&& grep -qE '^0/n0 +5 .* +10 +100 +500$' "$T/f.txt" \
 		&& grep -q 'by node: 0 700/701, 1 300/300' "$T/f.txt" \
 		&& grep -q 'by backend: uring 1000/995, vector 10/6, madvise 0/0' "$T/f.txt" \
 		&& ok "text snapshot shows the figures" || { fail "text snapshot"; cat "$T/f.txt"; }
@@ -92,8 +93,8 @@ if wait_line "$T/k.out" ready; then
 		vals=$(echo "$vals" | tr -d " " | grep -v "^$"); n=$(echo "$vals" | sort -u | wc -l)
 		k=$(echo "$vals" | head -n1)
 		# 17 totals + 16 latency buckets + 2 nodes x (11 + 16 latency buckets)
-		# + 3 arenas x 10 + 3 backends x 2
-		[ "$(echo "$vals" | wc -l)" = 123 ] || { fail "snapshot $i: $(echo "$vals" | wc -l) fields, want 123"; break; }
+		# + 3 arenas x (12 + 16 latency buckets) + 3 backends x 2
+		[ "$(echo "$vals" | wc -l)" = 177 ] || { fail "snapshot $i: $(echo "$vals" | wc -l) fields, want 177"; break; }
 		[ "$n" = 1 ] || { torn=$((torn + 1)); echo "torn snapshot: $(echo "$vals" | sort -u | tr '\n' ' ')"; }
 		[ "$k" -gt "$last" ] && moved=$((moved + 1)); last=$k
 	done
