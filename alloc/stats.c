@@ -165,6 +165,15 @@ static void out_flush(struct out *o)
 
 static const char *const backend_names[EBB_STATS_BACKENDS] = { "uring", "vector", "madvise" };
 
+/* A latency histogram as a JSON array. */
+static void out_lat(struct out *o, const uint64_t *lat)
+{
+	OUT(o, "[");
+	for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
+		OUT(o, "%s%llu", i ? "," : "", U(lat[i]));
+	OUT(o, "]");
+}
+
 EBB_EXPORT void ebb_stats_print(int fd, int format)
 {
 	struct ebb_stats *st = stats_snapshot();
@@ -181,25 +190,23 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		    U(st->huge_bytes), U(st->huge_count), U(st->tcache_bytes), U(st->chunks), U(st->threads),
 		    U(st->tcache_flushes), U(st->remote_frees));
 		OUT(&o, "\"purge_batches\":%llu,\"purge_syscalls\":%llu,\"purge_ranges\":%llu,"
-			"\"backend\":\"%s\",\"backend_fallbacks\":%llu,\"purge_batch_lat_us_log2\":[",
+			"\"backend\":\"%s\",\"backend_fallbacks\":%llu,\"purge_batch_lat_us_log2\":",
 		    U(st->purge_batches), U(st->purge_syscalls), U(st->purge_ranges), st->backend,
 		    U(st->backend_fallbacks));
-		for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
-			OUT(&o, "%s%llu", i ? "," : "", U(st->purge_batch_lat[i]));
-		OUT(&o, "],\"nodes\":[");
+		out_lat(&o, st->purge_batch_lat);
+		OUT(&o, ",\"nodes\":[");
 		for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
 			const struct ebb_node_stats *ns = &st->node[n];
 			const struct ebb_node_purge_stats *np = &st->node_purge[n];
 			OUT(&o, "%s{\"node\":%u,\"allocated_bytes\":%llu,\"active_bytes\":%llu,\"dirty_bytes\":%llu,"
 				"\"purging_bytes\":%llu,\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,"
 				"\"remote_frees\":%llu,\"cache_flushes\":%llu,\"purge_batches\":%llu,"
-				"\"purge_syscalls\":%llu,\"purge_batch_lat_us_log2\":[",
+				"\"purge_syscalls\":%llu,\"purge_batch_lat_us_log2\":",
 			    n ? "," : "", n, U(ns->allocated_bytes), U(ns->active_bytes), U(ns->dirty_bytes),
 			    U(ns->purging_bytes), U(ns->purged_bytes), U(ns->mapped_bytes), U(ns->chunks),
 			    U(ns->remote_frees), U(np->cache_flushes), U(np->batches), U(np->syscalls));
-			for (int i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
-				OUT(&o, "%s%llu", i ? "," : "", U(np->batch_lat[i]));
-			OUT(&o, "]}");
+			out_lat(&o, np->batch_lat);
+			OUT(&o, "}");
 		}
 		OUT(&o, "],\"arenas\":[");
 		for (unsigned i = 0; i < st->narenas; i++) {
@@ -208,14 +215,13 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 				"\"active_bytes\":%llu,\"dirty_bytes\":%llu,\"purging_bytes\":%llu,"
 				"\"purged_bytes\":%llu,\"mapped_bytes\":%llu,\"chunks\":%llu,\"remote_frees\":%llu,"
 				"\"xfer_bytes\":%llu,\"cache_flushes\":%llu,\"purge_batches\":%llu,\"purge_ranges\":%llu,"
-				"\"purge_batch_lat_us_log2\":[",
+				"\"purge_batch_lat_us_log2\":",
 			    i ? "," : "", i, f->node, f->threads, U(f->allocated_bytes), U(f->active_bytes),
 			    U(f->dirty_bytes), U(f->purging_bytes), U(f->purged_bytes), U(f->mapped_bytes),
 			    U(f->chunks), U(f->remote_frees), U(f->xfer_bytes), U(f->cache_flushes),
 			    U(f->purge_batches), U(f->purge_ranges));
-			for (int k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
-				OUT(&o, "%s%llu", k ? "," : "", U(f->purge_batch_lat[k]));
-			OUT(&o, "]}");
+			out_lat(&o, f->purge_batch_lat);
+			OUT(&o, "}");
 		}
 		OUT(&o, "],\"purge_by_backend\":{");
 		for (unsigned k = 0; k < EBB_STATS_BACKENDS; k++)

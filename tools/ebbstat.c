@@ -57,6 +57,15 @@ static uint64_t now_ns(void)
 
 static const char *const backend_names[EBB_STATS_BACKENDS] = { "uring", "vector", "madvise" };
 
+/* A latency histogram as a JSON array. */
+static void print_lat(const uint64_t *lat)
+{
+	printf("[");
+	for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
+		printf("%s%llu", k ? ", " : "", (unsigned long long)lat[k]);
+	printf("]");
+}
+
 static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 {
 	const struct ebb_stats *s = &f->stats;
@@ -97,10 +106,9 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		putchar(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? c : '?');
 	}
 	printf("\",\n");
-	printf("  \"purge_batch_lat_us_lt_pow2\": [");
-	for (i = 0; i < EBB_STATS_LAT_BUCKETS; i++)
-		printf("%s%llu", i ? ", " : "", (unsigned long long)s->purge_batch_lat[i]);
-	printf("],\n");
+	printf("  \"purge_batch_lat_us_lt_pow2\": ");
+	print_lat(s->purge_batch_lat);
+	printf(",\n");
 	printf("  \"nodes\": [");
 	for (i = 0; i < s->nnodes; i++) {
 		const struct ebb_node_stats *n = &s->node[i];
@@ -109,7 +117,7 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		       "\"dirty_bytes\": %llu, \"purging_bytes\": %llu, \"purged_bytes\": %llu, "
 		       "\"mapped_bytes\": %llu, \"chunks\": %llu, \"remote_frees\": %llu, "
 		       "\"cache_flushes\": %llu, \"purge_batches\": %llu, \"purge_syscalls\": %llu, "
-		       "\"purge_batch_lat_us_lt_pow2\": [",
+		       "\"purge_batch_lat_us_lt_pow2\": ",
 		       i ? "," : "", i,
 		       (unsigned long long)n->allocated_bytes, (unsigned long long)n->active_bytes,
 		       (unsigned long long)n->dirty_bytes, (unsigned long long)n->purging_bytes,
@@ -118,9 +126,8 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		       (unsigned long long)s->node_purge[i].cache_flushes,
 		       (unsigned long long)s->node_purge[i].batches,
 		       (unsigned long long)s->node_purge[i].syscalls);
-		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
-			printf("%s%llu", k ? ", " : "", (unsigned long long)s->node_purge[i].batch_lat[k]);
-		printf("]}");
+		print_lat(s->node_purge[i].batch_lat);
+		printf("}");
 	}
 	printf("%s],\n", s->nnodes ? "\n  " : "");
 	printf("  \"arenas\": [");
@@ -131,7 +138,7 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		       "\"active_bytes\": %llu, \"dirty_bytes\": %llu, \"purging_bytes\": %llu, "
 		       "\"purged_bytes\": %llu, \"mapped_bytes\": %llu, \"chunks\": %llu, "
 		       "\"remote_frees\": %llu, \"xfer_bytes\": %llu, \"cache_flushes\": %llu, "
-		       "\"purge_batches\": %llu, \"purge_ranges\": %llu, \"purge_batch_lat_us_lt_pow2\": [",
+		       "\"purge_batches\": %llu, \"purge_ranges\": %llu, \"purge_batch_lat_us_lt_pow2\": ",
 		       i ? "," : "", i, a->node, a->threads,
 		       (unsigned long long)a->allocated_bytes, (unsigned long long)a->active_bytes,
 		       (unsigned long long)a->dirty_bytes, (unsigned long long)a->purging_bytes,
@@ -139,9 +146,8 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 		       (unsigned long long)a->chunks, (unsigned long long)a->remote_frees,
 		       (unsigned long long)a->xfer_bytes, (unsigned long long)a->cache_flushes,
 		       (unsigned long long)a->purge_batches, (unsigned long long)a->purge_ranges);
-		for (unsigned k = 0; k < EBB_STATS_LAT_BUCKETS; k++)
-			printf("%s%llu", k ? ", " : "", (unsigned long long)a->purge_batch_lat[k]);
-		printf("]}");
+		print_lat(a->purge_batch_lat);
+		printf("}");
 	}
 	printf("%s],\n", s->narenas ? "\n  " : "");
 	printf("  \"purge_by_backend\": {");
