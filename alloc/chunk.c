@@ -126,8 +126,16 @@ chunk_t *chunk_new(arena_t *a)
 		return NULL;
 	if (opt(OPT_numa) && nnodes > 1)
 		bind_range(p, CHUNK_SIZE, a->node);	/* advisory: failure is counted, not fatal */
-	char name[32];
-	ebb_snprintf(name, sizeof(name), "ebbmalloc:node%u", a->node);
+	/* by hand, not ebb_snprintf: this runs at the bottom of whichever
+	 * thread's stack needed a chunk, and a frame less here is a stack
+	 * page less for parked threads (bench/parked.c) */
+	char name[] = "ebbmalloc:node\0\0\0";
+	size_t k = sizeof("ebbmalloc:node") - 1;
+	if (a->node >= 100)
+		name[k++] = (char)('0' + a->node / 100 % 10);
+	if (a->node >= 10)
+		name[k++] = (char)('0' + a->node / 10 % 10);
+	name[k] = (char)('0' + a->node % 10);
 	os_name(p, CHUNK_SIZE, name);
 	if (rtree_set(p, (uintptr_t)p | 1)) {
 		os_unmap(p, CHUNK_SIZE);

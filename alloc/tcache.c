@@ -181,6 +181,35 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
  * empty) and does not grow it, or maxima would ratchet up generation
  * after generation of a pool's threads. Cleared by then or by the GC. */
 #define BIN_INHERITED 0x40
+/* ... and the bin has not run dry yet in this thread's life (a new
+ * thread's bins, inherited or not): its first refill is a "cold" batch
+ * of at most COLD_BYTES (one block from 256 B up), and that first dry
+ * spell does not grow it; the second one does, and the bin then refills
+ * as any other. A thread that allocates a class once or twice and parks
+ * (a JVM's pool of mostly idle threads) takes a block or two instead of
+ * half a bin: the rest would go back when its cache is flushed idle, but
+ * the page it took them from would keep its one or two live blocks and
+ * nothing else (bench/parked.c: 1.4 live blocks of 960 B per resident
+ * page). With cold batches, threads that each take a block or two share
+ * pages. The price is a refill more per class per thread. */
+#define BIN_COLD 0x20
+#ifndef COLD_BYTES
+#define COLD_BYTES 256
+#endif
+
+/* The batch of a bin holding max blocks: a cold bin's is smaller. */
+static uint32_t bin_batch(const tbin_t *b, unsigned cls, uint32_t max)
+{
+	uint32_t n = batch_of(max);
+	if ((b->waste_ticks & BIN_COLD) && cls <= NSMALL) {
+		uint32_t cold = (uint32_t)(COLD_BYTES / sizeclass_info[cls].size);
+		if (cold < 1)
+			cold = 1;
+		if (n > cold)
+			n = cold;
+	}
+	return n;
+}
 
 /* ---- inherited layout ----------------------------------------------------------- */
 /*
@@ -208,39 +237,50 @@ static void memo_write(tcache_t *tc)
 {
 	if (slot_region_slots < MEMO_SLOTS || !opt(OPT_tcache_adaptive))
 		return;
-	struct memo_ent e[NCLASS + 1];
+	/* in place (the stacks are empty): no 500-byte array on the stack of
+	 * a thread that is exiting */
+	struct memo_ent *e = (struct memo_ent *)(tc->slots + 2);
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		const tbin_t *b = &tc->bins[c];
 		e[c].off = (uint16_t)(tbin_base(b) - tc->slots);
 		e[c].max = (uint16_t)tbin_max(b);
 	}
-	memcpy(tc->slots + 2, e, sizeof(e));
 	ebb_compiler_barrier();
 	tc->slots[1] = (void *)(MEMO_MAGIC ^ (uintptr_t)tc->slots);
 }
 
 /* The memo left in slots, if any and if it describes a layout that fits
- * the region: 1 and e filled in. Consumed (a region is inherited once). */
-static int memo_read(void **slots, struct memo_ent *e)
+ * the region, read in place: the region is the caller's alone now, and
+ * nothing writes to its slots until the caller consumed the memo
+ * (memo_consume). A thread's first malloc runs here, at the bottom of
+ * whatever stack the thread has: a copy of the memo on the stack (500
+ * bytes) was enough to make 1000 parked threads fault in a third page of
+ * stack each (bench/parked.c). */
+static const struct memo_ent *memo_read(void **slots)
 {
 	if (slot_region_slots < MEMO_SLOTS || !opt(OPT_tcache_adaptive) ||
 	    slots[1] != (void *)(MEMO_MAGIC ^ (uintptr_t)slots))
-		return 0;
-	memcpy(e, slots + 2, sizeof(*e) * (NCLASS + 1));
-	slots[1] = NULL;
+		return NULL;
+	const struct memo_ent *e = (const struct memo_ent *)(slots + 2);
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		size_t end = c < NCLASS ? e[c + 1].off : slot_region_slots;
 		if ((size_t)e[c].off + e[c].max > end)
-			return 0;
+			return NULL;
 	}
-	return 1;
+	return e;
+}
+
+/* A region is inherited once. */
+static void memo_consume(void **slots)
+{
+	slots[1] = NULL;
 }
 
 static void bin_limits(tcache_t *tc)
 {
 	size_t limit = (size_t)opt(OPT_tcache_max_bytes);
-	struct memo_ent memo[NCLASS + 1];
-	int inherit = memo_read(tc->slots, memo);
+	const struct memo_ent *memo = memo_read(tc->slots);
+	int inherit = memo != NULL;
 	if (inherit) {
 		/* all of it, or the initial maxima in the inherited layout */
 		size_t want = 0;
@@ -273,12 +313,16 @@ static void bin_limits(tcache_t *tc)
 		if (tc->bound_bytes + max * size > limit)
 			max = 0;
 		tbin_place(b, tc->slots + off, 0, max);
-		b->batch = (uint16_t)batch_of(max);
 		b->low = 0;
-		b->waste_ticks = inherit > 0 && max ? BIN_INHERITED : 0;
+		b->waste_ticks = !max ? 0 : inherit > 0 ? BIN_INHERITED : 0;
+		if (max && opt(OPT_tcache_adaptive) && c <= NSMALL)
+			b->waste_ticks |= BIN_COLD;	/* inherited or not */
+		b->batch = (uint16_t)bin_batch(b, c, max);
 		off += max;
 		tc->bound_bytes += max * size;
 	}
+	if (memo)
+		memo_consume(tc->slots);
 	atomic_fetch_add_explicit(&bound_total, tc->bound_bytes, memory_order_relaxed);
 }
 
@@ -350,7 +394,7 @@ static void bin_set_max(tcache_t *tc, unsigned cls, uint32_t max)
 		bin_make_room(tc, cls, want - room);
 	}
 	tbin_place(b, tbin_base(b), tbin_count(b), max);
-	b->batch = (uint16_t)batch_of(max);
+	b->batch = (uint16_t)bin_batch(b, cls, max);
 }
 
 /* Budget is spent: the bins with the largest share (max * size) give back
@@ -388,7 +432,8 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	size_t size = sizeclass_info[cls].size;
 	uint32_t cap = bin_cap(cls, limit);
 	int inherited = b->waste_ticks & BIN_INHERITED;
-	b->waste_ticks = 0;
+	b->waste_ticks = 0;	/* no longer cold either */
+	b->batch = (uint16_t)batch_of(tbin_max(b));
 	if (!opt(OPT_tcache_adaptive) || inherited)
 		return;
 	uint32_t max = tbin_max(b);
@@ -416,7 +461,14 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 
 void tcache_bin_dry(tcache_t *tc, unsigned cls)
 {
-	tc->bins[cls].low = 0;
+	tbin_t *b = &tc->bins[cls];
+	b->low = 0;
+	if (b->waste_ticks & BIN_COLD) {
+		/* the first dry spell, not demand (an inherited bin's
+		 * included): this refill takes the cold batch */
+		b->waste_ticks &= (uint8_t)~(BIN_COLD | BIN_INHERITED);
+		return;
+	}
 	bin_grow(tc, cls);
 }
 
@@ -611,12 +663,28 @@ int tcache_is_valid(const tcache_t *tc)
 	return bound == tc->bound_bytes && used <= slot_region_slots;
 }
 
+/* Reverse v[0..n). */
+static void slots_reverse(void **v, unsigned n)
+{
+	for (unsigned i = 0, j = n; i + 1 < j; i++, j--) {
+		void *t = v[i];
+		v[i] = v[j - 1];
+		v[j - 1] = t;
+	}
+}
+
 /* Return all but keep blocks of bin cls to their arenas: the oldest ones
  * (the bottom of the stack), which the GC's low-water mark counts as
  * unused and which are the coldest in the CPU's caches. Returning blocks
  * never calls back into malloc (the reclaim thread's start, which would,
  * is left to the next slow path: reclaim_start_pending), but the bin is
- * made consistent before any block goes back all the same. */
+ * made consistent before any block goes back all the same.
+ *
+ * A round's blocks go back from the stack's own slots, just above the
+ * new top (the bottom ones are rotated up there first), not from a copy
+ * on the stack: this runs under a free at the bottom of an application
+ * thread's stack, and a 256-byte buffer here made 1000 parked threads
+ * fault in a third page of stack each (bench/parked.c). */
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
 	tbin_t *b = &tc->bins[cls];
@@ -624,7 +692,6 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 	if (keep >= n)
 		return;
 	atomic_fetch_add_explicit(&tcache_flush_count, 1, memory_order_relaxed);
-	void *blocks[FLUSH_BATCH];
 	while (n > keep) {
 		unsigned drop = n - keep < FLUSH_BATCH ? n - keep : FLUSH_BATCH;
 		/* fork's child skips a cache caught in here (it leaks the
@@ -633,11 +700,11 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 		ebb_compiler_barrier();
 		void **base = tbin_base(b);
-		if (keep == 0) {	/* all of it: from the top, nothing moves */
-			memcpy(blocks, base + n - drop, drop * sizeof(void *));
-		} else {
-			memcpy(blocks, base, drop * sizeof(void *));
-			memmove(base, base + drop, (n - drop) * sizeof(void *));
+		if (keep != 0) {
+			/* the bottom drop to the top, the rest down in order */
+			slots_reverse(base, drop);
+			slots_reverse(base + drop, n - drop);
+			slots_reverse(base, n);
 		}
 		n -= drop;
 		b->top = base + n;
@@ -645,8 +712,8 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
-		tcache_return_blocks(cls, blocks, drop);
-		n = tbin_count(b);	/* a re-entrant call may have changed it */
+		tcache_return_blocks(cls, base + n, drop);
+		ebb_check(tbin_count(b) == n);	/* nothing re-entered: the slots above top were ours */
 	}
 	if (b->low > n)
 		b->low = (uint8_t)n;
@@ -666,10 +733,10 @@ void tcache_flush_all(tcache_t *tc)
 static void remote_flush_class(tcache_t *tc, unsigned cls)
 {
 	unsigned n = tc->nremote[cls];
-	void *blocks[TCACHE_REMOTE_MAX];
-	memcpy(blocks, remote_stack(tc, cls), n * sizeof(void *));
+	/* from the stack's slots, as tcache_flush_bin: no copy on the stack */
+	void **b = remote_stack(tc, cls);
 	tc->nremote[cls] = 0;
-	void **b = blocks;
+	ebb_compiler_barrier();
 	while (n > 0) {
 		arena_t *a;
 		unsigned k = arena_group(b, n, &a);
@@ -678,6 +745,7 @@ static void remote_flush_class(tcache_t *tc, unsigned cls)
 		b += k;
 		n -= k;
 	}
+	ebb_check(tc->nremote[cls] == 0);	/* nothing re-entered */
 }
 
 void tcache_remote_push(tcache_t *tc, unsigned cls, void *p)
@@ -736,7 +804,8 @@ void tcache_gc_tick(tcache_t *tc)
 		tbin_t *b = &tc->bins[c];
 		unsigned n = tbin_count(b);
 		int overflowed = b->waste_ticks & BIN_OVERFLOWED;
-		b->waste_ticks &= (uint8_t)~(BIN_OVERFLOWED | BIN_INHERITED);
+		uint8_t cold = b->waste_ticks & BIN_COLD;	/* kept: the bin has not run dry */
+		b->waste_ticks &= (uint8_t)~(BIN_OVERFLOWED | BIN_INHERITED | BIN_COLD);
 		if (overflowed) {
 			/* A bin that overflowed since the last look keeps a
 			 * low-water mark above zero because blocks pass through
@@ -760,6 +829,10 @@ void tcache_gc_tick(tcache_t *tc)
 				bin_set_max(tc, c, tbin_max(b) - tbin_max(b) / 2);
 		} else {
 			b->waste_ticks = 0;
+		}
+		if (cold) {
+			b->waste_ticks |= cold;
+			b->batch = (uint16_t)bin_batch(b, c, tbin_max(b));
 		}
 		n = tbin_count(b);
 		b->low = (uint8_t)(n > 255 ? 255 : n);

@@ -220,6 +220,7 @@ static void test_bin_grows_on_dry_and_overflow(void **state)
 	unsigned cls = sizeclass_of(200);
 	tbin_t *b = &tc->bins[cls];
 	tcache_flush_bin(tc, cls, 0);
+	tcache_bin_dry(tc, cls);		/* a new bin's first dry spell: no growth */
 	uint32_t m0 = tbin_max(b);
 	tcache_bin_dry(tc, cls);		/* ran dry: double */
 	assert_int_equal(tbin_max(b), m0 * 2);
@@ -231,6 +232,110 @@ static void test_bin_grows_on_dry_and_overflow(void **state)
 	assert_int_equal(tbin_max(b), cap > 256 ? 256 : cap);
 	assert_true(b->batch <= 32);
 	assert_true(tc->bound_bytes <= (size_t)opt(OPT_tcache_max_bytes));
+}
+
+/* A new thread's bin refills cold: its first refill takes at most 256
+ * bytes' worth (one block of 960 B), so threads that each allocate a
+ * block or two of a class and then keep them share pages instead of
+ * pinning a page each; its second dry spell grows it as usual. */
+#define COLD_THREADS 8
+static pthread_barrier_t cold_held, cold_checked;
+struct cold_arg {
+	void *p;
+	unsigned left;
+};
+
+static void *cold_taker(void *arg)
+{
+	struct cold_arg *ca = arg;
+	ca->p = ebb_malloc(960);
+	ca->left = tbin_count(&tcache_self()->bins[sizeclass_of(960)]);
+	pthread_barrier_wait(&cold_held);	/* every thread holds its cache */
+	pthread_barrier_wait(&cold_checked);
+	ebb_free(ca->p);
+	return NULL;
+}
+
+static void test_cold_bin_refills_small(void **state)
+{
+	(void)state;
+	struct cold_arg ca[COLD_THREADS];
+	pthread_t t[COLD_THREADS];
+	pthread_barrier_init(&cold_held, NULL, COLD_THREADS + 1);
+	pthread_barrier_init(&cold_checked, NULL, COLD_THREADS + 1);
+	for (int i = 0; i < COLD_THREADS; i++)
+		pthread_create(&t[i], NULL, cold_taker, &ca[i]);
+	pthread_barrier_wait(&cold_held);
+	uintptr_t pages[COLD_THREADS];
+	unsigned npages = 0;
+	for (int i = 0; i < COLD_THREADS; i++) {
+		assert_non_null(ca[i].p);
+		assert_int_equal(ca[i].left, 0);	/* the refill took one block */
+		uintptr_t pg = (uintptr_t)ca[i].p >> LG_PAGE;
+		unsigned k = 0;
+		while (k < npages && pages[k] != pg)
+			k++;
+		if (k == npages)
+			pages[npages++] = pg;
+	}
+	/* 4 blocks of 960 B a page, at most one slab being carved per
+	 * arena: with whole batches (8 blocks, 2 pages, a thread) every
+	 * block would lie on a page of its own */
+	assert_true(npages <= 2 * narenas);
+	assert_true(npages < COLD_THREADS);
+	pthread_barrier_wait(&cold_checked);
+	for (int i = 0; i < COLD_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&cold_held);
+	pthread_barrier_destroy(&cold_checked);
+
+	/* in this thread: cold first refill, then the second grows */
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(960);
+	tbin_t *b = &tc->bins[cls];
+	uint32_t m0 = tbin_max(b);
+	void *p1 = ebb_malloc(960);
+	assert_int_equal(tbin_count(b), 0);
+	assert_int_equal(tbin_max(b), m0);	/* the first dry spell did not grow it */
+	void *p2 = ebb_malloc(960);
+	assert_int_equal(tbin_max(b), m0 * 2);
+	assert_int_equal(b->batch, m0);		/* half the max: a normal bin now */
+	assert_int_equal(tbin_count(b), b->batch - 1);
+	ebb_free(p1);
+	ebb_free(p2);
+}
+
+/* A partial flush gives back the oldest blocks (the bottom of the stack)
+ * and keeps the newest in their order, across several rounds. */
+static void test_partial_flush_keeps_newest(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(80);
+	tbin_t *b = &tc->bins[cls];
+	for (int i = 0; i < 8; i++)
+		tcache_bin_dry(tc, cls);	/* room for 70 */
+	assert_true(tbin_max(b) >= 70);
+	tcache_flush_bin(tc, cls, 0);
+	void *v[70];
+	for (int i = 0; i < 70; i++)
+		v[i] = ebb_malloc(80);
+	tcache_flush_bin(tc, cls, 0);
+	for (int i = 0; i < 70; i++)
+		ebb_free(v[i]);			/* v[69] on top */
+	assert_int_equal(tbin_count(b), 70);
+	uint64_t before = arena_alloc_bytes();
+	tcache_flush_bin(tc, cls, 5);		/* rounds of 32, 32, 1 */
+	/* 65 blocks back (in the transfer cache or their slabs) */
+	assert_int_equal(before - arena_alloc_bytes(), 65 * sizeclass_size(cls));
+	assert_int_equal(tbin_count(b), 5);
+	void **base = tbin_base(b);
+	for (int i = 0; i < 5; i++)
+		assert_ptr_equal(base[i], v[65 + i]);
+	for (int i = 65; i < 70; i++)
+		assert_true(arena_block_is_live(v[i], cls));	/* cached: live to the arena */
+	assert_true(tcache_is_valid(tc));
+	tcache_flush_bin(tc, cls, 0);
 }
 
 static void test_gc_share_doubles_and_max_halves(void **state)
@@ -513,8 +618,9 @@ static void test_successor_inherits_bins(void **state)
 {
 	(void)state;
 	unsigned cls = sizeclass_of(200);
-	struct inherit_probe a = run_inherit_thread(cls, 4);
-	unsigned init_max = a.max >> 4;		/* four doublings */
+	/* the first dry spell of a new bin is not demand: four doublings */
+	struct inherit_probe a = run_inherit_thread(cls, 5);
+	unsigned init_max = a.max >> 4;
 	assert_true(a.max >= 64);
 	struct inherit_probe b = run_inherit_thread(cls, 0);
 	assert_ptr_equal(b.slots, a.slots);	/* the region went to the successor */
@@ -672,6 +778,8 @@ int main(void)
 		cmocka_unit_test(test_idle_cache_is_flushed),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
+		cmocka_unit_test(test_cold_bin_refills_small),
+		cmocka_unit_test(test_partial_flush_keeps_newest),
 		cmocka_unit_test(test_gc_share_doubles_and_max_halves),
 		cmocka_unit_test(test_relayout_keeps_blocks),
 		cmocka_unit_test(test_refill_does_not_touch_blocks),
