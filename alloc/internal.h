@@ -278,6 +278,10 @@ struct xfer {
 
 struct arena {
 	pthread_mutex_t lock;
+	/* one thread at a time maps a new chunk (taken without lock held,
+	 * before it); chunk_gen counts the chunks added, under lock */
+	pthread_mutex_t grow_lock;
+	uint64_t chunk_gen;
 	unsigned node, index;		/* index: global, 0.. */
 	run_t   *partial[NSMALL + 1];	/* slabs with free blocks */
 	run_t   *free_bins[2][NPBINS];	/* FREE runs: [0] DIRTY, [1] CLEAN */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "internal.h"
@@ -518,9 +519,58 @@ static void test_transfer_cache(void **state)
 	free(v);
 }
 
+/* Threads that all find the arena full at once map one chunk between
+ * them, not one each: the others wait for it and look again. 16 runs of
+ * 1 MiB, 3 to a chunk (1000 usable pages each): exactly 6 chunks. */
+#define GROW_THREADS 16
+static arena_t grow_arena;
+/* linked with --wrap=chunk_new: a slow mmap, so that every thread finds
+ * the arena full while the first one maps (the race, every time) */
+static _Atomic int slow_chunk_new;
+chunk_t *__real_chunk_new(arena_t *a);
+chunk_t *__wrap_chunk_new(arena_t *a);
+chunk_t *__wrap_chunk_new(arena_t *a)
+{
+	if (atomic_load(&slow_chunk_new))
+		usleep(20000);
+	return __real_chunk_new(a);
+}
+static pthread_barrier_t grow_start;
+static void *grow_taker(void *arg)
+{
+	void **out = arg;
+	pthread_barrier_wait(&grow_start);
+	*out = arena_alloc_large(&grow_arena, sizeclass_of((size_t)1 << 20), 0);
+	return NULL;
+}
+
+static void test_concurrent_growth_maps_one_chunk_at_a_time(void **state)
+{
+	(void)state;
+	arena_init(&grow_arena, 0, EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE);
+	pthread_t t[GROW_THREADS];
+	void *p[GROW_THREADS];
+	pthread_barrier_init(&grow_start, NULL, GROW_THREADS);
+	atomic_store(&slow_chunk_new, 1);
+	for (int i = 0; i < GROW_THREADS; i++)
+		pthread_create(&t[i], NULL, grow_taker, &p[i]);
+	for (int i = 0; i < GROW_THREADS; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&slow_chunk_new, 0);
+	pthread_barrier_destroy(&grow_start);
+	for (int i = 0; i < GROW_THREADS; i++)
+		assert_non_null(p[i]);
+	assert_int_equal(grow_arena.nchunks, 6);
+	assert_int_equal(grow_arena.chunk_gen, 6);
+	assert_true(arena_is_valid(&grow_arena));
+	arena_dalloc_batch(&grow_arena, p, GROW_THREADS);
+	assert_true(arena_is_valid(&grow_arena));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_concurrent_growth_maps_one_chunk_at_a_time),
 		cmocka_unit_test(test_small_fill_and_free),
 		cmocka_unit_test(test_large_runs_coalesce),
 		cmocka_unit_test(test_aligned_large),

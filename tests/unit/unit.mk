@@ -13,6 +13,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_EBB_A) $(HDRS)
 
 # test_chunk watches every unmapping the allocator makes
 $(BUILD)/tests/unit/test_chunk: UNIT_WRAP := -Wl,--wrap=os_unmap -Wl,--wrap=os_remap_move
+# test_arena slows chunk mapping down to make threads race for it
+$(BUILD)/tests/unit/test_arena: UNIT_WRAP := -Wl,--wrap=chunk_new
 # test_reclaim_start sees where the reclaim thread is started from
 $(BUILD)/tests/unit/test_reclaim_start: UNIT_WRAP := -Wl,--wrap=pthread_create
 
