@@ -135,7 +135,8 @@ static void slots_put_locked(void **r)
  * Each bin has a cap (at most limit/8 bytes of one class, at most 256
  * blocks; classes above 256 KiB are not cached) and a current max that
  * adapts between 0 and the cap. It starts small (8 blocks up to 1 KiB, 2
- * up to 8 KiB, 1 up to 32 KiB, 0 for page-run classes) and:
+ * up to 8 KiB, 1 up to 32 KiB, 0 for page-run classes), its first refill
+ * is cold (at most COLD_BYTES' worth, below) and does not grow it, and:
  *   - a bin that runs dry (refill) or overflows (flush) doubles its max,
  *     and its refill batch is max/2, as long as the sum over bins of
  *     max * size stays <= tcache_max_bytes; when the budget is spent, bins
