@@ -664,16 +664,6 @@ int tcache_is_valid(const tcache_t *tc)
 	return bound == tc->bound_bytes && used <= slot_region_slots;
 }
 
-/* Reverse v[0..n). */
-static void slots_reverse(void **v, unsigned n)
-{
-	for (unsigned i = 0, j = n; i + 1 < j; i++, j--) {
-		void *t = v[i];
-		v[i] = v[j - 1];
-		v[j - 1] = t;
-	}
-}
-
 /* Return all but keep blocks of bin cls to their arenas: the oldest ones
  * (the bottom of the stack), which the GC's low-water mark counts as
  * unused and which are the coldest in the CPU's caches. Returning blocks
@@ -681,11 +671,15 @@ static void slots_reverse(void **v, unsigned n)
  * is left to the next slow path: reclaim_start_pending), but the bin is
  * made consistent before any block goes back all the same.
  *
- * A round's blocks go back from the stack's own slots, just above the
- * new top (the bottom ones are rotated up there first), not from a copy
- * on the stack: this runs under a free at the bottom of an application
+ * A round's blocks go back from the stack's own slots, not from a copy on
+ * the stack: this runs under a free at the bottom of an application
  * thread's stack, and a 256-byte buffer here made 1000 parked threads
- * fault in a third page of stack each (bench/parked.c). */
+ * fault in a third page of stack each (bench/parked.c). A whole flush
+ * lowers the top first and returns the slots above it; a partial one
+ * returns the bottom slots where they lie and then moves the rest down,
+ * with the cache marked in relayout meanwhile. (Rotating the bottom
+ * blocks above the top instead, three reversals of the stack, cost
+ * producer/consumer a third of its speed.) */
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
 	tbin_t *b = &tc->bins[cls];
@@ -701,20 +695,23 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		atomic_store_explicit(&tc->relayout, 1, memory_order_relaxed);
 		ebb_compiler_barrier();
 		void **base = tbin_base(b);
-		if (keep != 0) {
-			/* the bottom drop to the top, the rest down in order */
-			slots_reverse(base, drop);
-			slots_reverse(base + drop, n - drop);
-			slots_reverse(base, n);
-		}
-		n -= drop;
-		b->top = base + n;
-		ebb_compiler_barrier();
-		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
-		tcache_return_blocks(cls, base + n, drop);
-		ebb_check(tbin_count(b) == n);	/* nothing re-entered: the slots above top were ours */
+		if (keep == 0) {	/* all of it: from the top, nothing moves */
+			n -= drop;
+			b->top = base + n;
+			ebb_compiler_barrier();
+			atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
+			tcache_return_blocks(cls, base + n, drop);
+		} else {
+			tcache_return_blocks(cls, base, drop);
+			memmove(base, base + drop, (n - drop) * sizeof(void *));
+			n -= drop;
+			b->top = base + n;
+			ebb_compiler_barrier();
+			atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
+		}
+		ebb_check(tbin_count(b) == n);	/* nothing re-entered: the slots were ours */
 	}
 	if (b->low > n)
 		b->low = (uint8_t)n;
