@@ -475,8 +475,15 @@ void tcache_bin_dry(tcache_t *tc, unsigned cls)
 
 void tcache_bin_overflow(tcache_t *tc, unsigned cls)
 {
-	bin_grow(tc, cls);
 	tbin_t *b = &tc->bins[cls];
+	/* An overflow flushes a batch, and a batch is at most
+	 * TCACHE_BATCH_MAX blocks: past two batches a bigger bin flushes as
+	 * often per block freed and only holds more blocks longer (a
+	 * consumer's bins grew to 256 blocks a class, a working set that
+	 * made producer/consumer slower adaptive than fixed). Beyond that,
+	 * only running dry (this thread allocating what it freed) grows it. */
+	if (tbin_max(b) < 2 * TCACHE_BATCH_MAX)
+		bin_grow(tc, cls);
 	b->waste_ticks |= BIN_OVERFLOWED;	/* for the GC: blocks flow through it */
 	if (tbin_count(b) >= tbin_max(b))
 		tcache_flush_bin(tc, cls, tbin_max(b) - batch_of(tbin_max(b)));

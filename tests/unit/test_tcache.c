@@ -305,6 +305,50 @@ static void test_cold_bin_refills_small(void **state)
 	ebb_free(p2);
 }
 
+/* A bin blocks only flow into (a consumer's: it frees what another
+ * thread allocated) grows on overflow up to two batches and no further:
+ * each overflow flushes a batch whatever the size, so a bigger bin would
+ * only hold more blocks. Running dry still grows it. */
+#define SINK_N 600
+static void *sink_alloc(void *arg)
+{
+	void **v = arg;
+	for (int i = 0; i < SINK_N; i++)
+		v[i] = ebb_malloc(1800);
+	return NULL;
+}
+
+static void test_sink_bin_stops_at_two_batches(void **state)
+{
+	(void)state;
+	void **v = calloc(SINK_N, sizeof(void *));
+	pthread_t t;
+	pthread_create(&t, NULL, sink_alloc, v);	/* its cache, not ours */
+	pthread_join(t, NULL);
+	tcache_t *tc = tcache_self();
+	unsigned cls = sizeclass_of(1800);
+	tbin_t *b = &tc->bins[cls];
+	/* an earlier test may have grown this bin: let the GC halve it
+	 * (a block it does not use) until it is below two batches */
+	ebb_free(v[0]);
+	for (int k = 0; k < 16 && tbin_max(b) >= 64; k++) {
+		b->low = (uint8_t)tbin_count(b);
+		tc->gc_bin = cls;
+		tcache_gc_tick(tc);
+		if (!tbin_count(b))
+			break;
+	}
+	assert_true(tbin_max(b) < 64);
+	for (int i = 1; i < SINK_N; i++)
+		ebb_free(v[i]);				/* overflow after overflow */
+	assert_int_equal(tbin_max(b), 64);		/* 2 x TCACHE_BATCH_MAX */
+	tcache_bin_dry(tc, cls);
+	assert_int_equal(tbin_max(b), 128);		/* demand grows it */
+	assert_true(tcache_is_valid(tc));
+	tcache_flush_bin(tc, cls, 0);
+	free(v);
+}
+
 /* A partial flush gives back the oldest blocks (the bottom of the stack)
  * and keeps the newest in their order, across several rounds. */
 static void test_partial_flush_keeps_newest(void **state)
@@ -344,7 +388,9 @@ static void test_gc_share_doubles_and_max_halves(void **state)
 	tcache_t *tc = tcache_self();
 	unsigned cls = sizeclass_of(48);
 	tbin_t *b = &tc->bins[cls];
-	/* fill the bin to 64 cached blocks it will not use */
+	/* fill the bin to 64 cached blocks it will not use (from empty:
+	 * earlier tests leave blocks in it) */
+	tcache_flush_bin(tc, cls, 0);
 	for (int i = 0; i < 8; i++)
 		tcache_bin_dry(tc, cls);
 	void *v[64];
@@ -780,6 +826,7 @@ int main(void)
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
 		cmocka_unit_test(test_cold_bin_refills_small),
 		cmocka_unit_test(test_partial_flush_keeps_newest),
+		cmocka_unit_test(test_sink_bin_stops_at_two_batches),
 		cmocka_unit_test(test_gc_share_doubles_and_max_halves),
 		cmocka_unit_test(test_relayout_keeps_blocks),
 		cmocka_unit_test(test_refill_does_not_touch_blocks),
