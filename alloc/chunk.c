@@ -129,13 +129,9 @@ chunk_t *chunk_new(arena_t *a)
 	/* by hand, not ebb_snprintf: this runs at the bottom of whichever
 	 * thread's stack needed a chunk, and a frame less here is a stack
 	 * page less for parked threads (bench/parked.c) */
-	char name[] = "ebbmalloc:node\0\0\0";
-	size_t k = sizeof("ebbmalloc:node") - 1;
-	if (a->node >= 100)
-		name[k++] = (char)('0' + a->node / 100 % 10);
-	if (a->node >= 10)
-		name[k++] = (char)('0' + a->node / 10 % 10);
-	name[k] = (char)('0' + a->node % 10);
+	_Static_assert(EBB_MAX_NODES <= 10, "a node is one digit in a chunk's name");
+	char name[] = "ebbmalloc:node0";
+	name[sizeof(name) - 2] = (char)('0' + a->node);
 	os_name(p, CHUNK_SIZE, name);
 	if (rtree_set(p, (uintptr_t)p | 1)) {
 		os_unmap(p, CHUNK_SIZE);

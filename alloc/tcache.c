@@ -686,7 +686,8 @@ int tcache_is_valid(const tcache_t *tc)
  * returns the bottom slots where they lie and then moves the rest down,
  * with the cache marked in relayout meanwhile. (Rotating the bottom
  * blocks above the top instead, three reversals of the stack, cost
- * producer/consumer a third of its speed.) */
+ * producer/consumer 248.8 instructions per block under callgrind against
+ * 235.7, and it ran slower.) */
 void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 {
 	tbin_t *b = &tc->bins[cls];
