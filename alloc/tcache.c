@@ -178,9 +178,10 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
  * GC last looked at it. */
 #define BIN_OVERFLOWED 0x80
 /* ... and the bin's max was inherited (bin_limits): the first time it
- * runs dry or overflows is not demand (every new thread's bins start
- * empty) and does not grow it, or maxima would ratchet up generation
- * after generation of a pool's threads. Cleared by then or by the GC. */
+ * runs dry or overflows after its cold refill (below) is not demand
+ * (every new thread's bins start empty) and does not grow it, or maxima
+ * would ratchet up generation after generation of a pool's threads.
+ * Cleared by then or by the GC. */
 #define BIN_INHERITED 0x40
 /* ... and the bin has not run dry yet in this thread's life (a new
  * thread's bins, inherited or not): its first refill is a "cold" batch
@@ -465,9 +466,12 @@ void tcache_bin_dry(tcache_t *tc, unsigned cls)
 	tbin_t *b = &tc->bins[cls];
 	b->low = 0;
 	if (b->waste_ticks & BIN_COLD) {
-		/* the first dry spell, not demand (an inherited bin's
-		 * included): this refill takes the cold batch */
-		b->waste_ticks &= (uint8_t)~(BIN_COLD | BIN_INHERITED);
+		/* the first dry spell, not demand: this refill takes the
+		 * cold batch. An inherited bin stays BIN_INHERITED: its next
+		 * dry spell comes from the cold batch being small, not from
+		 * demand either (a pool's threads grew their bins past the
+		 * predecessor's every generation, and relaid their stacks) */
+		b->waste_ticks &= (uint8_t)~BIN_COLD;
 		return;
 	}
 	bin_grow(tc, cls);

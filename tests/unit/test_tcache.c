@@ -664,9 +664,9 @@ static void test_successor_inherits_bins(void **state)
 {
 	(void)state;
 	unsigned cls = sizeclass_of(200);
-	/* the first dry spell of a new bin is not demand: four doublings */
+	/* five dry spells: four doublings, or three if the thread inherited
+	 * its bins from an earlier test's (checked below, with e) */
 	struct inherit_probe a = run_inherit_thread(cls, 5);
-	unsigned init_max = a.max >> 4;
 	assert_true(a.max >= 64);
 	struct inherit_probe b = run_inherit_thread(cls, 0);
 	assert_ptr_equal(b.slots, a.slots);	/* the region went to the successor */
@@ -681,14 +681,17 @@ static void test_successor_inherits_bins(void **state)
 	memo[2 * cls + 1] = 60000;
 	struct inherit_probe d = run_inherit_thread(cls, 0);
 	assert_ptr_equal(d.slots, a.slots);
-	assert_int_equal(d.max, init_max);
+	unsigned init_max = d.max;	/* a new bin's */
+	assert_true(init_max > 0 && init_max < c.max);
+	assert_true(a.max == init_max << 4 || a.max == init_max << 3);
 
-	/* an inherited bin's first dry spell is not demand (every thread's
-	 * bins start empty): it does not grow, or maxima would ratchet up
-	 * with each generation of a pool */
+	/* an inherited bin's first two dry spells are not demand (every
+	 * thread's bins start empty; the first takes a cold batch, which
+	 * runs out soon): they do not grow it, or maxima would ratchet up
+	 * with each generation of a pool. Two doublings from four. */
 	struct inherit_probe e = run_inherit_thread(cls, 4);
 	assert_ptr_equal(e.slots, a.slots);
-	assert_int_equal(e.max, init_max << 3);
+	assert_int_equal(e.max, init_max << 2);
 
 	/* maxima over what all threads together may cache: initial maxima */
 	int64_t total = atomic_load(&opt_values[OPT_tcache_total_bytes]);
