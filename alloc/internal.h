@@ -242,8 +242,8 @@ int  rtree_set(const void *p, uintptr_t v);	/* 0 or -ENOMEM */
 extern uint8_t chunk_map[1u << (LG_VADDR - LG_CHUNK)];
 EBB_INLINE int chunk_is_local_fast(const void *p, uint32_t node_tag)
 {
-	uintptr_t a = (uintptr_t)p;
-	return !(a >> LG_VADDR) && chunk_map[a >> LG_CHUNK] == node_tag;
+	uintptr_t i = (uintptr_t)p >> LG_CHUNK;
+	return i < sizeof(chunk_map) && chunk_map[i] == node_tag;
 }
 
 chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */

@@ -72,6 +72,13 @@ static void free_mmap(void)
 static void free_interior(void) { char *p = ebb_malloc(100); ebb_free(p + 16); }
 static void free_interior_large(void) { char *p = ebb_malloc(100000); ebb_free(p + 4096); }
 static void free_huge_interior(void) { char *p = ebb_malloc(8 << 20); ebb_free(p + 64); }
+/* beyond the 47-bit user space, where p's chunk index, masked, would name
+ * a chunk of ours (the fast path bounds the index, it does not wrap it) */
+static void free_beyond_user_space(void)
+{
+	void *p = ebb_malloc(100);
+	ebb_free((void *)((uintptr_t)p | (uintptr_t)1 << 47));
+}
 static void double_free_cached(void) { void *p = ebb_malloc(32); ebb_free(p); ebb_free(p); }
 /* regression: a flush back to the slab used to clear the key, so this
  * second free went silently into the cache */
@@ -113,6 +120,7 @@ static void test_invalid_frees_abort(void **state)
 	expect_abort(free_interior, "ebbmalloc: free(): invalid pointer 0x");
 	expect_abort(free_interior_large, "ebbmalloc: free(): invalid pointer 0x");
 	expect_abort(free_huge_interior, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_beyond_user_space, "ebbmalloc: free(): invalid pointer 0x");
 }
 
 /* EBB_DEBUG >= 1: the size and alignment free_sized and free_aligned_sized
