@@ -865,6 +865,14 @@ static void slab_restore(arena_t *a, run_t *r, uint64_t now)
 		partial_push(a, r);
 }
 
+size_t arena_dirty_pages(arena_t *a)
+{
+	pthread_mutex_lock(&a->lock);
+	size_t n = a->dirty_pages;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
 unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 			  size_t excess_pages, int force, struct iovec *out, unsigned max)
 {

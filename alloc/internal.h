@@ -327,6 +327,7 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 			  unsigned max);
 void     arena_purge_done(arena_t *a, const struct iovec *v, unsigned n,
 			  int purged);
+size_t   arena_dirty_pages(arena_t *a);	/* under its lock */
 int      arena_is_valid(arena_t *a);	/* invariant walker (EBB_DEBUG 3) */
 /* Is p a live block start of class cls (slab bit set; page runs: the LARGE
  * run starts at p)? Takes the owning arena's lock (walkers only). */
