@@ -589,8 +589,12 @@ int tcache_init(tcache_t *tc)
 static unsigned arena_group(void **blocks, unsigned n, arena_t **a)
 {
 	*a = chunk_of(blocks[0])->arena;
-	unsigned k = 0;
-	for (unsigned i = 0; i < n; i++) {
+	/* the blocks of one arena already in front (all of them, mostly)
+	 * stay where they are: no swaps */
+	unsigned k = 1;
+	while (k < n && chunk_of(blocks[k])->arena == *a)
+		k++;
+	for (unsigned i = k + 1; i < n; i++) {
 		if (chunk_of(blocks[i])->arena == *a) {
 			void *t = blocks[k];
 			blocks[k++] = blocks[i];

@@ -175,6 +175,41 @@ static void test_cap_excess_shared_by_arenas(void **state)
 	atomic_store(&opt_values[OPT_decay_ms], decay);
 }
 
+/* A flush of blocks from two arenas, interleaved, returns each to its
+ * own arena (tcache_return_blocks groups them by arena). */
+static void test_flush_returns_blocks_to_their_arenas(void **state)
+{
+	(void)state;
+	arena_t *B = arenas[1];
+	unsigned cls = sizeclass_of(64);
+	arena_t *both[2] = { A, B };
+	for (int i = 0; i < 2; i++) {
+		pthread_mutex_lock(&both[i]->lock);
+		arena_xfer_drain_locked(both[i], 0, test_now());
+		pthread_mutex_unlock(&both[i]->lock);
+	}
+	void *a[4], *b[4];
+	assert_int_equal(arena_alloc_small(A, cls, a, 4), 4);
+	assert_int_equal(arena_alloc_small(B, cls, b, 4), 4);
+	void *mix[8] = { a[0], a[1], b[0], a[2], b[1], b[2], a[3], b[3] };
+	tcache_return_blocks(cls, mix, 8);
+	for (int i = 0; i < 2; i++) {
+		struct xfer *x = &both[i]->xfer[cls];
+		void **mine = i ? b : a;
+		assert_int_equal(x->n, 4);
+		for (int k = 0; k < 4; k++) {
+			int found = 0;
+			for (unsigned j = 0; j < x->n; j++)
+				found |= x->blk[j] == mine[k];
+			assert_true(found);
+		}
+		assert_true(arena_is_valid(both[i]));
+		pthread_mutex_lock(&both[i]->lock);
+		arena_xfer_drain_locked(both[i], 0, test_now());
+		pthread_mutex_unlock(&both[i]->lock);
+	}
+}
+
 static void test_decay_takes_only_old_runs(void **state)
 {
 	(void)state;
@@ -634,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_purging_runs_are_not_reused),
 		cmocka_unit_test(test_decay_takes_only_old_runs),
 		cmocka_unit_test(test_cap_excess_shared_by_arenas),
+		cmocka_unit_test(test_flush_returns_blocks_to_their_arenas),
 		cmocka_unit_test(test_empty_chunks_are_unmapped),
 		cmocka_unit_test(test_slab_pages_purged),
 		cmocka_unit_test(test_large_grows_in_place),
