@@ -416,6 +416,10 @@ static unsigned xfer_put(arena_t *a, unsigned cls, void *const *blocks, unsigned
 	if (__atomic_load_n(&x->n, __ATOMIC_RELAXED) >= x->cap)	/* a hint, as above */
 		return 0;
 	pthread_mutex_lock(&x->mu);
+	if (!x->blk) {		/* no slots yet (arena_dalloc_cached makes them) */
+		pthread_mutex_unlock(&x->mu);
+		return 0;
+	}
 	unsigned room = x->cap - x->n, k = n < room ? n : room;
 	memcpy(x->blk + x->n, blocks, k * sizeof(void *));
 	__atomic_store_n(&x->n, (uint16_t)(x->n + k), __ATOMIC_RELEASE);	/* blocks first (fork) */
@@ -676,6 +680,16 @@ void arena_dalloc_cached(arena_t *a, unsigned cls, void **blocks, unsigned n)
 	 * of cls, so no block's metadata is read here; page-run classes
 	 * (cached up to 256 KiB) have no transfer cache */
 	atomic_fetch_add_explicit(&a->cache_flushes, 1, memory_order_relaxed);
+	if (cls <= NSMALL && !__atomic_load_n(&a->xfer[cls].blk, __ATOMIC_RELAXED)) {
+		/* the class's first flush: its slots, from the metadata
+		 * allocator (which may map), with no lock held */
+		void **slots = base_alloc(XFER_SLOTS * sizeof(void *));
+		struct xfer *x = &a->xfer[cls];
+		pthread_mutex_lock(&x->mu);
+		if (!x->blk)
+			__atomic_store_n(&x->blk, slots, __ATOMIC_RELEASE);	/* NULL (no memory): none */
+		pthread_mutex_unlock(&x->mu);
+	}
 	unsigned k = cls <= NSMALL ? xfer_put(a, cls, blocks, n) : 0;
 	if (k < n)
 		dalloc_batch(a, blocks + k, n - k, 0);	/* that cache is full */
@@ -747,23 +761,33 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 	dalloc_batch(a, blocks, n, 1);
 }
 
+/* A class's blocks leave its transfer cache XFER_DRAIN at a time (the
+ * copy lives on the caller's stack, which may be an application thread's
+ * under OOM relief), from the top; the ones there when the drain started,
+ * not those flushed into it meanwhile. */
+#define XFER_DRAIN 256
 int arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now)
 {
 	int released = 0;
-	void *blk[XFER_SLOTS];
+	void *blk[XFER_DRAIN];
 	for (unsigned c = 1; c <= NSMALL; c++) {
 		struct xfer *x = &a->xfer[c];
-		unsigned n = 0;
 		pthread_mutex_lock(&x->mu);
-		if (x->n && !(unused_only && x->used)) {
-			n = x->n;
-			memcpy(blk, x->blk, n * sizeof(void *));
-			__atomic_store_n(&x->n, (uint16_t)0, __ATOMIC_RELAXED);
-		}
+		unsigned left = x->n && !(unused_only && x->used) ? x->n : 0;
 		x->used = 0;
 		pthread_mutex_unlock(&x->mu);
-		for (unsigned i = 0; i < n; i++)
-			released |= dalloc_one_locked(a, blk[i], now);
+		while (left) {
+			pthread_mutex_lock(&x->mu);
+			unsigned k = x->n < left ? x->n : left;
+			if (k > XFER_DRAIN)
+				k = XFER_DRAIN;
+			__atomic_store_n(&x->n, (uint16_t)(x->n - k), __ATOMIC_RELAXED);
+			memcpy(blk, x->blk + x->n, k * sizeof(void *));
+			pthread_mutex_unlock(&x->mu);
+			left = k ? left - k : 0;
+			for (unsigned i = 0; i < k; i++)
+				released |= dalloc_one_locked(a, blk[i], now);
+		}
 	}
 	return released;
 }
@@ -1221,20 +1245,37 @@ static int dirty_list_is_valid(arena_t *a, const struct walk_sums *w)
 	return a->dirty_tail == prev && seen == w->binned[S_DIRTY] && aged == w->dirty;
 }
 
-/* Transfer caches: distinct live block starts of their class, within cap. */
+/* Transfer caches: distinct live block starts of their class, within cap
+ * (distinct: sorted, a copy, then neighbours compared; pairwise was 500 000
+ * comparisons a full class). */
 static int xfer_is_valid(arena_t *a)
 {
+	void *sorted[XFER_SLOTS];	/* 8 KiB of stack: the walker's (EBB_DEBUG 3, tests) */
 	int ok = 1;
 	for (unsigned cls = 1; cls <= NSMALL && ok; cls++) {
 		struct xfer *x = &a->xfer[cls];
 		pthread_mutex_lock(&x->mu);
-		ok = x->n <= x->cap && x->cap <= XFER_SLOTS;
-		for (unsigned i = 0; i < x->n && ok; i++) {
+		unsigned n = x->n;
+		ok = n <= x->cap && x->cap <= XFER_SLOTS && (n == 0 || x->blk);
+		for (unsigned i = 0; i < n && ok; i++) {
 			ok = block_is_live_locked(a, x->blk[i], cls);
-			for (unsigned j = 0; j < i && ok; j++)
-				ok = x->blk[j] != x->blk[i];
+			sorted[i] = x->blk[i];
 		}
 		pthread_mutex_unlock(&x->mu);
+		/* Shell sort, gaps 3h+1 */
+		unsigned h = 1;
+		while (ok && h < n / 3)
+			h = 3 * h + 1;
+		for (; ok && h >= 1; h /= 3)
+			for (unsigned i = h; i < n; i++) {
+				void *v = sorted[i];
+				unsigned j = i;
+				for (; j >= h && (uintptr_t)sorted[j - h] > (uintptr_t)v; j -= h)
+					sorted[j] = sorted[j - h];
+				sorted[j] = v;
+			}
+		for (unsigned i = 1; i < n && ok; i++)
+			ok = sorted[i - 1] != sorted[i];
 	}
 	return ok;
 }

@@ -267,13 +267,15 @@ extern _Atomic size_t huge_live_bytes, huge_live_count, huge_mapped_bytes;
  * slab bitmap touched), under a lock of its own, so that a flush and a
  * refill that meet here never take the arena's lock. The blocks' slab bits
  * stay set and alloc_bytes still counts them (stats subtract them). */
-#define XFER_SLOTS	256
+#define XFER_SLOTS	1024
 #define XFER_BYTES	((size_t)128 << 10)	/* at most this much per class */
 struct xfer {
 	pthread_mutex_t mu;	/* inside the arena's lock when both are held */
 	uint16_t n, cap;	/* cap: min(XFER_SLOTS, XFER_BYTES / size) */
 	uint8_t  used;		/* put or taken since the reclaim pass last looked */
-	void    *blk[XFER_SLOTS];
+	void   **blk;		/* XFER_SLOTS slots (metadata), set at the class's
+				 * first flush: arena_init maps nothing, and only
+				 * the classes in use touch theirs; NULL: none yet */
 };
 
 struct arena {
