@@ -763,8 +763,9 @@ void arena_dalloc_batch(arena_t *a, void **blocks, unsigned n)
 
 /* A class's blocks leave its transfer cache XFER_DRAIN at a time (the
  * copy lives on the caller's stack, which may be an application thread's
- * under OOM relief), from the top; the ones there when the drain started,
- * not those flushed into it meanwhile. */
+ * under OOM relief), from the top: as many as it held when the drain
+ * started (fewer if refills took some meanwhile; flushes that come
+ * meanwhile may be among them, which only sends them to their slabs). */
 #define XFER_DRAIN 256
 int arena_xfer_drain_locked(arena_t *a, int unused_only, uint64_t now)
 {
