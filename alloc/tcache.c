@@ -713,20 +713,16 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		void **base = tbin_base(b);
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
-		if (keep == 0) {	/* all of it: from the top, nothing moves */
-			n -= drop;
-			b->top = base + n;
-			ebb_compiler_barrier();
-			atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
-			tcache_return_blocks(cls, base + n, drop);
-		} else {
+		if (keep != 0) {	/* the bottom ones where they lie, the rest down */
 			tcache_return_blocks(cls, base, drop);
 			memmove(base, base + drop, (n - drop) * sizeof(void *));
-			n -= drop;
-			b->top = base + n;
-			ebb_compiler_barrier();
-			atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		}
+		n -= drop;
+		b->top = base + n;
+		ebb_compiler_barrier();
+		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
+		if (keep == 0)		/* all of it: from the top, nothing moved */
+			tcache_return_blocks(cls, base + n, drop);
 		ebb_check(tbin_count(b) == n);	/* nothing re-entered: the slots were ours */
 	}
 	if (b->low > n)

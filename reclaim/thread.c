@@ -164,15 +164,13 @@ static size_t pass(int force, size_t budget)
 	 * threads refaulted purged runs while arena 1's dirty ones waited.
 	 * (The workload still purges ~2 GB in 12 s: bursts of 4 MiB a worker,
 	 * freed 5-50 ms later, outrun a cap of 25 % of its active memory.) */
-	size_t share[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
+	size_t share[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE] = { 0 };
 	if (excess) {
 		size_t sum = 0;
 		for (unsigned i = 0; i < narenas; i++)
 			sum += share[i] = arena_dirty_pages(arenas[i]);
 		for (unsigned i = 0; i < narenas; i++)
 			share[i] = sum ? (size_t)((double)excess * (double)share[i] / (double)sum) + 1 : 0;
-	} else {
-		memset(share, 0, sizeof(share));
 	}
 	int more = 1;
 	while (more && !(budget && total >= budget)) {
