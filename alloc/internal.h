@@ -551,6 +551,7 @@ int  ebb_snprintf(char *buf, size_t len, const char *fmt, ...) __attribute__((fo
 void     topo_init(void);
 unsigned topo_nnodes(void);
 unsigned topo_node_of_cpu(unsigned cpu);
+unsigned topo_rank_of_cpu(unsigned cpu);	/* index among its node's CPUs */
 unsigned topo_cpus_of_node(unsigned node);
 int      topo_node_is_real(unsigned node);	/* 0 for fake nodes */
 unsigned topo_kernel_node(unsigned node);

@@ -66,8 +66,8 @@ void   ebb_thread_idle(void);
 /* mallctl-style access to the option table (see README "Options").
  * name: an option name without the EBB_ prefix, lower case ("decay_ms").
  * oldp/oldlenp: if oldp != NULL, the current value is written there as a
- *   uint64_t (*oldlenp must be >= 8) or, for "purge", "reclaim" and
- *   "reclaim_backend", as a NUL-terminated string.
+ *   uint64_t (*oldlenp must be >= 8) or, for "purge", "reclaim",
+ *   "reclaim_backend" and "arena_pick", as a NUL-terminated string.
  * newp/newlen: if newp != NULL, the option is set (uint64_t, or a string
  *   for the enumerated options) where a live change makes sense.
  * Returns 0, or -ENOENT (unknown name), -EINVAL (bad value or length),

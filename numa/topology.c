@@ -19,6 +19,7 @@
 static unsigned n_nodes = 1;
 static int fake;
 static uint16_t cpu_node[EBB_MAX_CPUS];
+static uint16_t cpu_rank[EBB_MAX_CPUS];	/* the CPU's index among its node's */
 static unsigned node_cpus[EBB_MAX_NODES];
 static unsigned node_kernel_id[EBB_MAX_NODES];
 static char describe[160];
@@ -84,7 +85,7 @@ static void add_cpu(unsigned id, void *arg)
 		online_cpus[n_online++] = id;
 }
 
-void topo_init(void)
+static void topo_map(void)
 {
 	char buf[4096];
 	memset(cpu_node, 0, sizeof(cpu_node));
@@ -135,6 +136,26 @@ void topo_init(void)
 			parse_list(buf, set_cpu, &ca);
 	}
 	ebb_snprintf(describe, sizeof(describe), "%u NUMA nodes, %u cpus", n_nodes, n_online);
+}
+
+/* Ranks: 0, 1, 2, ... over each node's online CPUs in id order, so that
+ * CPUs of a node spread evenly over its arenas whatever their ids. */
+void topo_init(void)
+{
+	unsigned seen[EBB_MAX_NODES] = { 0 };
+
+	topo_map();
+	memset(cpu_rank, 0, sizeof(cpu_rank));
+	for (unsigned i = 0; i < n_online; i++) {
+		unsigned cpu = online_cpus[i];
+		if (cpu < EBB_MAX_CPUS && cpu_node[cpu] < EBB_MAX_NODES)
+			cpu_rank[cpu] = (uint16_t)seen[cpu_node[cpu]]++;
+	}
+}
+
+unsigned topo_rank_of_cpu(unsigned cpu)
+{
+	return cpu < EBB_MAX_CPUS ? cpu_rank[cpu] : 0;
 }
 
 unsigned topo_nnodes(void)

@@ -5,12 +5,14 @@
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "internal.h"
+#include "os.h"
 #include "reclaim.h"
 
 static arena_t *A;
@@ -207,6 +209,51 @@ static void test_flush_returns_blocks_to_their_arenas(void **state)
 		pthread_mutex_lock(&both[i]->lock);
 		arena_xfer_drain_locked(both[i], 0, test_now());
 		pthread_mutex_unlock(&both[i]->lock);
+	}
+}
+
+/* With EBB_ARENA_PICK=cpu (the default) a thread refills from the arena
+ * of the CPU it runs on: CPUs of a node map to its arenas by rank, so two
+ * threads on two CPUs take two locks. Each allowed CPU in turn: pin, empty
+ * the bin, refill, and the block comes from arenas[rank % 2]. */
+static void test_refill_takes_the_cpus_arena(void **state)
+{
+	(void)state;
+	cpu_set_t allowed, one;
+	unsigned cls = sizeclass_of(272), tried = 0;
+	assert_int_equal(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+	for (unsigned c = 0; c < CPU_SETSIZE && tried < 4; c++) {
+		if (!CPU_ISSET(c, &allowed))
+			continue;
+		CPU_ZERO(&one);
+		CPU_SET(c, &one);
+		assert_int_equal(sched_setaffinity(0, sizeof(one), &one), 0);
+		unsigned cpu = 99;
+		assert_int_equal(os_getcpu(&cpu), 0);
+		assert_int_equal(cpu, c);
+		tcache_flush_all(tcache_self());
+		void *p = ebb_malloc(sizeclass_info[cls].size);
+		assert_non_null(p);
+		assert_ptr_equal(chunk_of(p)->arena, arenas[topo_rank_of_cpu(c) % 2]);
+		ebb_free(p);
+		tried++;
+	}
+	assert_int_equal(sched_setaffinity(0, sizeof(allowed), &allowed), 0);
+	assert_true(tried >= 1);
+	/* and with EBB_ARENA_PICK=thread the thread's own arena, wherever */
+	assert_int_equal(ebb_ctl("arena_pick", NULL, NULL, "thread", 7), 0);
+	tcache_flush_all(tcache_self());
+	void *p = ebb_malloc(sizeclass_info[cls].size);
+	assert_ptr_equal(chunk_of(p)->arena, tcache_self()->arena);
+	ebb_free(p);
+	assert_int_equal(ebb_ctl("arena_pick", NULL, NULL, "cpu", 4), 0);
+	/* leave both arenas as the later tests expect: no blocks out */
+	tcache_flush_all(tcache_self());
+	for (int i = 0; i < 2; i++) {
+		pthread_mutex_lock(&arenas[i]->lock);
+		arena_xfer_drain_locked(arenas[i], 0, test_now());
+		pthread_mutex_unlock(&arenas[i]->lock);
+		assert_true(arena_is_valid(arenas[i]));
 	}
 }
 
@@ -670,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_decay_takes_only_old_runs),
 		cmocka_unit_test(test_cap_excess_shared_by_arenas),
 		cmocka_unit_test(test_flush_returns_blocks_to_their_arenas),
+		cmocka_unit_test(test_refill_takes_the_cpus_arena),
 		cmocka_unit_test(test_empty_chunks_are_unmapped),
 		cmocka_unit_test(test_slab_pages_purged),
 		cmocka_unit_test(test_large_grows_in_place),
