@@ -16,7 +16,11 @@
  * (the default 2 pairs on this 2-CPU machine) an unpinned run is a mix of
  * both regimes in proportions the scheduler picks: mimalloc gave 7.5M to
  * 108M blocks/s over runs of one binary, so the runner also runs both
- * pinned regimes on their own.
+ * pinned regimes on their own. Each thread notes its CPU (sched_getcpu)
+ * once per batch and the main thread looks every millisecond:
+ * same_cpu_pct in the RESULT line is how often a pair's two threads were
+ * last seen on one CPU (averaged over pairs), i.e. which regime a run
+ * was in.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -24,6 +28,7 @@
 #include "bench.h"
 
 struct pair {
+	_Alignas(64) atomic_int cpu[2];	/* producer's, consumer's last CPU */
 	_Alignas(64) atomic_ulong head;	/* written by the producer */
 	_Alignas(64) atomic_ulong tail;	/* written by the consumer */
 	_Alignas(64) void **ring;
@@ -49,6 +54,7 @@ static void *producer(void *arg)
 			sched_yield();
 			continue;
 		}
+		atomic_store_explicit(&p->cpu[0], sched_getcpu(), memory_order_relaxed);
 		for (unsigned long k = 0; k < room && k < 256; k++) {
 			size_t sz = rng_logsize(&seed, p->min, p->max);
 			unsigned char *b = bench_xmalloc(sz);
@@ -80,6 +86,7 @@ static void *consumer(void *arg)
 			sched_yield();
 			continue;
 		}
+		atomic_store_explicit(&p->cpu[1], sched_getcpu(), memory_order_relaxed);
 		while (tail != head) {
 			unsigned char *b = p->ring[tail & p->mask];
 
@@ -115,7 +122,7 @@ static void pin_attr(pthread_attr_t *attr, unsigned k)
 int main(int argc, char **argv)
 {
 	static const char *const keys[] = { "pairs", "ring", "min", "max", "secs", "pin", NULL };
-	long npairs, secs, ring, pin, total = 0, bad = 0;
+	long npairs, secs, ring, pin, total = 0, bad = 0, same = 0, looks = 0;
 	struct pair *pr;
 	pthread_t *th;
 	double t0, c0, t1, c1;
@@ -144,6 +151,8 @@ int main(int argc, char **argv)
 		pr[i].min = (size_t)bench_arg(argc, argv, "min", 16);
 		pr[i].max = (size_t)bench_arg(argc, argv, "max", 512);
 		pr[i].idx = (unsigned)i;
+		atomic_init(&pr[i].cpu[0], -1);	/* not seen yet: not "same" */
+		atomic_init(&pr[i].cpu[1], -2);
 		pthread_attr_t pa, ca;
 
 		pthread_attr_init(&pa);
@@ -160,7 +169,12 @@ int main(int argc, char **argv)
 		pthread_attr_destroy(&pa);
 		pthread_attr_destroy(&ca);
 	}
-	bench_sleep_ms(secs * 1000);
+	for (double end = t0 + (double)secs; bench_now() < end;) {
+		bench_sleep_ms(1);
+		for (long i = 0; i < npairs; i++, looks++)
+			same += atomic_load_explicit(&pr[i].cpu[0], memory_order_relaxed) ==
+				atomic_load_explicit(&pr[i].cpu[1], memory_order_relaxed);
+	}
 	atomic_store(&stop, 1);
 	for (long i = 0; i < 2 * npairs; i++)
 		pthread_join(th[i], NULL);
@@ -170,6 +184,7 @@ int main(int argc, char **argv)
 		total += pr[i].consumed;
 		bad += pr[i].bad;
 	}
-	bench_result((double)total, t1 - t0, c1 - c0, "pairs=%ld pin=%ld bad=%ld", npairs, pin, bad);
+	bench_result((double)total, t1 - t0, c1 - c0, "pairs=%ld pin=%ld same_cpu_pct=%.0f bad=%ld", npairs, pin,
+		     looks ? 100.0 * (double)same / (double)looks : 0.0, bad);
 	return bad != 0;
 }
