@@ -49,7 +49,7 @@ EBB_INLINE void fast_free(void *ptr)
 		void **t = b->top;
 		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
 		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
-			       sizeclass_is_multiple_cls(cls, off) &&
+			       sizeclass_is_block_cls(cls, off) &&
 			       (uintptr_t)p[1] != tc->key)) {
 			p[1] = (void *)tc->key;
 			t[0] = p;

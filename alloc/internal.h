@@ -112,7 +112,14 @@ struct class_info {
 	uint64_t divmagic;	/* UINT64_MAX / size + 1: divisibility test; 0 for class 0 */
 };
 extern struct class_info sizeclass_info[NCLASS + 1];
-extern uint64_t sizeclass_divmagic[NCLASS + 1];	/* copy of .divmagic, 8-byte stride */
+/* The free fast path's block-start test, one 16-byte entry per class:
+ * divmagic as in class_info, span = bytes from a slab's first block to its
+ * last block's end (size for a large class). */
+struct cls_check {
+	uint64_t divmagic;
+	uint64_t span;
+};
+extern struct cls_check sizeclass_check[NCLASS + 1];
 /* (size + 15) >> 4 -> class * sizeof(tbin_t), every small size (<= 32 KiB,
  * 4 KiB of table): the malloc fast path's one lookup */
 #define SIZECLASS_BIN_OFF_N ((SMALL_MAX >> 4) + 1)
@@ -130,16 +137,15 @@ EBB_INLINE unsigned sizeclass_of(size_t size)
 	return sizeclass_of_slow(size);
 }
 EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size; }
-/* Is off (< 2^32) a multiple of the class size? One multiply (Lemire et
- * al., "Faster remainder by direct computation", 2019). Never for class 0. */
-EBB_INLINE int sizeclass_is_multiple(const struct class_info *ci, size_t off)
+/* Is off (from the first block of p's slab or run: chunk offset minus
+ * page_off) a block start of class cls? Below the span, so not the
+ * slab's tail waste, where one more multiple of the size can fall (a
+ * pointer one past the last block would be cached, handed out and
+ * written past the slab); and a multiple of the size. Never for class 0. */
+EBB_INLINE int sizeclass_is_block_cls(unsigned cls, size_t off)
 {
-	return (uint64_t)off * ci->divmagic < ci->divmagic;
-}
-EBB_INLINE int sizeclass_is_multiple_cls(unsigned cls, size_t off)
-{
-	uint64_t m = sizeclass_divmagic[cls];
-	return (uint64_t)off * m < m;
+	const struct cls_check *k = &sizeclass_check[cls];
+	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
 }
 
 /* ---- runs and chunks (chunk.c) -------------------------------------------- */

@@ -368,9 +368,8 @@ static void free_slow(tcache_t *tc, void *p)
 			ebb_fatal_ptr("free", "double free", p);
 		ebb_fatal_ptr("free", "invalid pointer", p);
 	}
-	const struct class_info *ci = &sizeclass_info[cls];
 	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if (!sizeclass_is_multiple(ci, off))
+	if (!sizeclass_is_block_cls(cls, off))
 		ebb_fatal_ptr("free", "invalid pointer", p);
 	if (((uintptr_t *)p)[1] == tcache_key) {
 		/* cached blocks carry the key: is p in our cache already, or
@@ -445,11 +444,10 @@ static size_t usable_checked(const void *p, const char *fn, huge_t **hp)
 	unsigned cls = c->page_cls[pg];
 	if (cls == 0)
 		ebb_fatal_ptr(fn, "invalid pointer", p);
-	const struct class_info *ci = &sizeclass_info[cls];
 	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if (!sizeclass_is_multiple(ci, off))
+	if (!sizeclass_is_block_cls(cls, off))
 		ebb_fatal_ptr(fn, "invalid pointer", p);
-	return ci->size;
+	return sizeclass_info[cls].size;
 }
 
 size_t refill_usable_size(const void *p)

@@ -15,7 +15,7 @@
 #include "internal.h"
 
 struct class_info sizeclass_info[NCLASS + 1];
-uint64_t sizeclass_divmagic[NCLASS + 1];
+struct cls_check sizeclass_check[NCLASS + 1];
 uint16_t sizeclass_bin_off[SIZECLASS_BIN_OFF_N];
 
 /* (size + 15) >> 4 -> class, for size <= 1024: generated to match
@@ -81,11 +81,12 @@ void sizeclass_init(void)
 		ci->size = (uint32_t)class_size_calc(c);
 		ci->recip = (uint32_t)(((1ull << 32) + ci->size - 1) / ci->size);
 		ci->divmagic = UINT64_MAX / ci->size + 1;
-		sizeclass_divmagic[c] = ci->divmagic;
 		if (c <= NSMALL)
 			slab_geometry(c);
 		else
 			ci->slab_pages = ci->size / PAGE_SIZE;
+		sizeclass_check[c].divmagic = ci->divmagic;
+		sizeclass_check[c].span = c <= NSMALL ? (uint64_t)ci->slab_objs * ci->size : ci->size;
 	}
 	for (unsigned i = 0; i < SIZECLASS_BIN_OFF_N; i++) {
 		unsigned cls = i <= 64 ? sizeclass_small_tab[i] : sizeclass_of_slow((size_t)i << 4);

@@ -79,6 +79,26 @@ static void free_beyond_user_space(void)
 	void *p = ebb_malloc(100);
 	ebb_free((void *)((uintptr_t)p | (uintptr_t)1 << 47));
 }
+/* one past a slab's last block, in the slab's tail waste: a multiple of
+ * the size from the first block, so only the span bound rejects it (it
+ * used to be cached, and the next malloc of the class would have handed
+ * out a block reaching past the slab) */
+static void free_past_last_block(void)
+{
+	for (unsigned cls = 1; cls <= NSMALL; cls++) {
+		const struct class_info *ci = &sizeclass_info[cls];
+		if ((size_t)ci->slab_objs * ci->size == (size_t)ci->slab_pages * PAGE_SIZE)
+			continue;	/* no tail waste */
+		char *p = ebb_malloc(ci->size);
+		chunk_t *c = chunk_of(p);
+		char *first = (char *)c + c->page_off[chunk_page_of(c, p)];
+		ebb_free(first + (size_t)ci->slab_objs * ci->size);
+		return;
+	}
+	/* no class has tail waste: nothing to test, and returning without
+	 * the abort fails the check, so this is seen */
+	fprintf(stderr, "free_past_last_block: no small class has tail waste\n");
+}
 static void double_free_cached(void) { void *p = ebb_malloc(32); ebb_free(p); ebb_free(p); }
 /* regression: a flush back to the slab used to clear the key, so this
  * second free went silently into the cache */
@@ -121,6 +141,7 @@ static void test_invalid_frees_abort(void **state)
 	expect_abort(free_interior_large, "ebbmalloc: free(): invalid pointer 0x");
 	expect_abort(free_huge_interior, "ebbmalloc: free(): invalid pointer 0x");
 	expect_abort(free_beyond_user_space, "ebbmalloc: free(): invalid pointer 0x");
+	expect_abort(free_past_last_block, "ebbmalloc: free(): invalid pointer 0x");
 }
 
 /* EBB_DEBUG >= 1: the size and alignment free_sized and free_aligned_sized
