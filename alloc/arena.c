@@ -669,7 +669,7 @@ static int xfer_put_one(arena_t *a, void *p)
 	size_t pg = chunk_page_of(c, p);
 	unsigned cls = c->page_cls[pg];
 	if (!cls || cls > NSMALL || pg < c->hdr_pages ||
-	    !sizeclass_is_block_cls(cls, ((uintptr_t)p & CHUNK_MASK) - c->page_off[pg]))
+	    !chunk_is_block_start(c, pg, cls, p))
 		return 0;
 	return xfer_put(a, cls, &p, 1) == 1;
 }

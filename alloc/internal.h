@@ -206,6 +206,14 @@ EBB_INLINE size_t chunk_page_of(const chunk_t *c, const void *p)
 {
 	return ((uintptr_t)p - (uintptr_t)c) >> LG_PAGE;
 }
+/* Is p, in page pg of chunk c whose page_cls[pg] is cls (not 0), a block
+ * start? Its offset from the first block of its slab or large run
+ * (page_off) must pass sizeclass_is_block_cls. The free fast path makes
+ * the same test inline, on offsets it has already computed. */
+EBB_INLINE int chunk_is_block_start(const chunk_t *c, size_t pg, unsigned cls, const void *p)
+{
+	return sizeclass_is_block_cls(cls, ((uintptr_t)p & CHUNK_MASK) - c->page_off[pg]);
+}
 EBB_INLINE void *chunk_page_addr(chunk_t *c, size_t page)
 {
 	return (char *)c + (page << LG_PAGE);

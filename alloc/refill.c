@@ -143,26 +143,20 @@ int ebb_init_slow(void)
  * the JVM workload: no difference beyond noise; callgrind: none. With
  * EBB_ARENA_PICK=thread, or when the CPU is unknown, the thread's own
  * arena (the least shared at its start). */
-static arena_t *refill_arena(tcache_t *tc)
+static arena_t *thread_arena(tcache_t *tc)
 {
 	unsigned cpu = 0;
 	if (tc->arena && (arenas_per_node == 1 || opt(OPT_arena_pick) != 0))
 		return tc->arena;
 	if (os_getcpu(&cpu) != 0)
 		return tc->arena ? tc->arena : arena_pick(0, 0);
-	if (!tc->arena)
-		return arena_pick(topo_node_of_cpu(cpu), topo_rank_of_cpu(cpu));
-	return arena_pick(tc->node, topo_rank_of_cpu(cpu));
-}
-
-static arena_t *direct_arena(tcache_t *tc)
-{
-	return refill_arena(tc);
+	/* a thread without a cache has no node of its own: the CPU's */
+	return arena_pick(tc->arena ? tc->node : topo_node_of_cpu(cpu), topo_rank_of_cpu(cpu));
 }
 
 static void *alloc_direct(tcache_t *tc, unsigned cls)
 {
-	arena_t *a = direct_arena(tc);
+	arena_t *a = thread_arena(tc);
 	if (cls > NSMALL)
 		return arena_alloc_large(a, cls, 0);
 	void *p;
@@ -289,7 +283,7 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	if (want > tbin_max(b))
 		want = tbin_max(b);
 	ebb_assert_internal(want >= 1);	/* max > 0 here, and batch >= 1 */
-	arena_t *a = refill_arena(tc);
+	arena_t *a = thread_arena(tc);
 	unsigned got = arena_alloc_small(a, cls, b->top, want);
 	if (got == 0) {
 		/* out of memory: give back what the bins hold, purge, retry once */
@@ -368,8 +362,7 @@ static void free_slow(tcache_t *tc, void *p)
 			ebb_fatal_ptr("free", "double free", p);
 		ebb_fatal_ptr("free", "invalid pointer", p);
 	}
-	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if (!sizeclass_is_block_cls(cls, off))
+	if (!chunk_is_block_start(c, pg, cls, p))
 		ebb_fatal_ptr("free", "invalid pointer", p);
 	if (((uintptr_t *)p)[1] == tcache_key) {
 		/* cached blocks carry the key: is p in our cache already, or
@@ -444,8 +437,7 @@ static size_t usable_checked(const void *p, const char *fn, huge_t **hp)
 	unsigned cls = c->page_cls[pg];
 	if (cls == 0)
 		ebb_fatal_ptr(fn, "invalid pointer", p);
-	size_t off = (uintptr_t)p - ((uintptr_t)c + ((size_t)c->page_run[pg] << LG_PAGE));
-	if (!sizeclass_is_block_cls(cls, off))
+	if (!chunk_is_block_start(c, pg, cls, p))
 		ebb_fatal_ptr(fn, "invalid pointer", p);
 	return sizeclass_info[cls].size;
 }
@@ -498,7 +490,7 @@ void *refill_aligned(size_t align, size_t size)
 	}
 	unsigned cls = sizeclass_of(size > SMALL_MAX ? size : SMALL_MAX + 1);
 	tcache_t *tc = tcache_self();
-	void *p = arena_alloc_large(direct_arena(tc), cls, align);
+	void *p = arena_alloc_large(thread_arena(tc), cls, align);
 	if (!p)
 		errno = ENOMEM;
 	return p;

@@ -645,7 +645,7 @@ int tcache_is_valid(const tcache_t *tc)
 				return 0;
 			chunk_t *ch = chunk_of(p);
 			size_t pg = chunk_page_of(ch, p);
-			if (ch->page_cls[pg] != c || !sizeclass_is_block_cls(c, ((uintptr_t)p & CHUNK_MASK) - ch->page_off[pg]))
+			if (ch->page_cls[pg] != c || !chunk_is_block_start(ch, pg, c, p))
 				return 0;
 			/* a local block (the free fast path took it by its
 			 * node tag), still handed out in its arena */
