@@ -138,9 +138,10 @@ static void slots_put_locked(void **r)
  * up to 8 KiB, 1 up to 32 KiB, 0 for page-run classes), its first refill
  * is cold (at most COLD_BYTES' worth, below) and does not grow it, and:
  *   - a bin that runs dry (refill) or overflows (flush) doubles its max,
- *     and its refill batch is max/2, as long as the sum over bins of
- *     max * size stays <= tcache_max_bytes; when the budget is spent, bins
- *     that hold less than half their max give back half of it first;
+ *     and its refill batch is max/2 (within batch_of's caps), as long as
+ *     the sum over bins of max * size stays <= tcache_max_bytes; when the
+ *     budget is spent, bins that hold less than half their max give back
+ *     half of it first;
  *   - a bin that kept blocks it did not use across a GC tick (its low-water
  *     mark stayed above zero) gives back a share of them that doubles with
  *     each consecutive wasteful tick (1/4, 1/2, all), and halves its max.
@@ -148,17 +149,30 @@ static void slots_put_locked(void **r)
  * tcache_max_bytes at all times: the bound is enforced without counting
  * bytes on the fast paths.
  */
-/* Blocks moved per refill or flush: half the bin, at most TCACHE_BATCH_MAX.
- * The cap bounds the work a single malloc or free can do (a refill of 128
- * blocks was most of the p99.9 latency: bench/latency.c), at the price of
- * one arena lock round trip per 32 blocks instead of per 128. */
+/* Blocks moved per refill or flush: half the bin, at most TCACHE_BATCH_MAX
+ * blocks and at most TCACHE_BATCH_BYTES of them (at least one block). The
+ * caps bound the work a single malloc or free does, at the price of one
+ * arena lock round trip per batch: a refill of 128 blocks was most of the
+ * p99.9 latency (bench/latency.c), and later flushes of 14 blocks of
+ * 16-28 KiB were: half of each batch found the class's transfer cache
+ * (XFER_BYTES) full and went to its slabs, ~0.5 us a flush. A batch of
+ * 64 KiB fits every class's transfer cache twice over. */
 #ifndef TCACHE_BATCH_MAX
 #define TCACHE_BATCH_MAX 32
 #endif
-static uint32_t batch_of(uint32_t max)
+#ifndef TCACHE_BATCH_BYTES
+#define TCACHE_BATCH_BYTES ((size_t)64 << 10)
+#endif
+static uint32_t batch_of(unsigned cls, uint32_t max)
 {
 	uint32_t b = max / 2 ? max / 2 : 1;
-	return b > TCACHE_BATCH_MAX ? TCACHE_BATCH_MAX : b;
+	size_t size = sizeclass_info[cls].size;	/* 0 in class 0 (no blocks) */
+	size_t by_bytes = size ? TCACHE_BATCH_BYTES / size : TCACHE_BATCH_MAX;
+	if (b > TCACHE_BATCH_MAX)
+		b = TCACHE_BATCH_MAX;
+	if (b > by_bytes)
+		b = by_bytes ? (uint32_t)by_bytes : 1;
+	return b;
 }
 
 static uint32_t bin_cap(unsigned cls, size_t limit)
@@ -202,7 +216,7 @@ static uint32_t bin_cap(unsigned cls, size_t limit)
 /* The batch of a bin holding max blocks: a cold bin's is smaller. */
 static uint32_t bin_batch(const tbin_t *b, unsigned cls, uint32_t max)
 {
-	uint32_t n = batch_of(max);
+	uint32_t n = batch_of(cls, max);
 	if ((b->waste_ticks & BIN_COLD) && cls <= NSMALL) {
 		uint32_t cold = (uint32_t)(COLD_BYTES / sizeclass_info[cls].size);
 		if (cold < 1)
@@ -435,7 +449,7 @@ static void bin_grow(tcache_t *tc, unsigned cls)
 	uint32_t cap = bin_cap(cls, limit);
 	int inherited = b->waste_ticks & BIN_INHERITED;
 	b->waste_ticks = 0;	/* no longer cold either */
-	b->batch = (uint16_t)batch_of(tbin_max(b));
+	b->batch = (uint16_t)batch_of(cls, tbin_max(b));
 	if (!opt(OPT_tcache_adaptive) || inherited)
 		return;
 	uint32_t max = tbin_max(b);
@@ -490,7 +504,7 @@ void tcache_bin_overflow(tcache_t *tc, unsigned cls)
 		bin_grow(tc, cls);
 	b->waste_ticks |= BIN_OVERFLOWED;	/* for the GC: blocks flow through it */
 	if (tbin_count(b) >= tbin_max(b))
-		tcache_flush_bin(tc, cls, tbin_max(b) - batch_of(tbin_max(b)));
+		tcache_flush_bin(tc, cls, tbin_max(b) - batch_of(cls, tbin_max(b)));
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc)
