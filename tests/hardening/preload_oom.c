@@ -106,8 +106,10 @@ static void *phase1(void *arg)
 		if (rng_below(&t->w.rng, 3000) == 0)
 			malloc_trim(0);
 		if (mode == M_WINDOW && atomic_load(&total_fails) + t->w.fails > 0 && k % 64 == 0) {
-			/* over once a huge block can be mapped again */
-			void *p = malloc((size_t)5 << 20);
+			/* over once a huge block can be mapped again: one
+			 * over twice the workload's largest, which no block
+			 * in the huge cache can serve (trimmed or grown) */
+			void *p = malloc(4 * MAXB);
 			if (p) {
 				free(p);
 				break;

@@ -306,6 +306,64 @@ static void test_calloc_zeroes_reused_memory(void **state)
 	}
 }
 
+/* 1 if every page of [p, p + n) is resident; 0 if none is; -1 if mixed;
+ * -2 if some page is not mapped at all. */
+static int residency(const void *p, size_t n)
+{
+	size_t pages = n / 4096, in = 0;
+	unsigned char *vec = malloc(pages);
+	assert_non_null(vec);
+	if (mincore((void *)p, n, vec) != 0) {
+		free(vec);
+		return -2;
+	}
+	for (size_t i = 0; i < pages; i++)
+		in += vec[i] & 1;
+	free(vec);
+	return in == pages ? 1 : in == 0 ? 0 : -1;
+}
+
+/* A huge request takes a cached mapping that is not its exact size: the
+ * smallest larger one with its tail unmapped, else a smaller one grown.
+ * Either way the pages it had stay (resident), so a program churning
+ * multi-MiB buffers of varying sizes does not fault every page afresh. */
+static void test_huge_cache_reuses_near_fits(void **state)
+{
+	(void)state;
+	uint64_t decay = 60000, old_decay;
+	size_t len = sizeof(old_decay);
+	/* the reclaim thread must not unmap the cached block meanwhile */
+	assert_int_equal(ebb_ctl("decay_ms", &old_decay, &len, &decay, sizeof(decay)), 0);
+	ebb_malloc_trim(0);			/* an empty huge cache */
+	size_t mib = (size_t)1 << 20;
+	unsigned char *p = ebb_malloc(6 * mib);
+	assert_non_null(p);
+	memset(p, 0xab, 6 * mib);
+	ebb_free(p);
+	unsigned char *q = ebb_malloc(3 * mib);	/* under 3/4 of 6: trimmed */
+	assert_ptr_equal(q, p);
+	assert_int_equal(ebb_malloc_usable_size(q), 3 * mib);
+	assert_int_equal(residency(q, 3 * mib), 1);	/* the old pages */
+	assert_int_equal(residency(q + 3 * mib, 3 * mib), -2);	/* the tail unmapped */
+	ebb_free(q);
+	unsigned char *r = ebb_malloc(5 * mib);	/* grows the 3 MiB one */
+	assert_non_null(r);
+	assert_int_equal(ebb_malloc_usable_size(r), 5 * mib);
+	assert_int_equal(residency(r, 3 * mib), 1);	/* moved, not copied or faulted */
+	assert_int_equal(residency(r + 3 * mib, 2 * mib), 0);	/* the growth: fresh */
+	assert_int_equal(r[0], 0xab);
+	memset(r, 0xcd, 5 * mib);
+	ebb_free(r);
+	unsigned char *z = ebb_calloc(1, 7 * mib);	/* grown, and zeroed */
+	assert_non_null(z);
+	for (size_t i = 0; i < 7 * mib; i++)
+		if (z[i])
+			fail_msg("calloc(7 MiB) byte %zu not zero", i);
+	ebb_free(z);
+	assert_int_equal(ebb_ctl("decay_ms", NULL, NULL, &old_decay, sizeof(old_decay)), 0);
+	ebb_malloc_trim(0);
+}
+
 static void test_trim_releases(void **state)
 {
 	(void)state;
@@ -375,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_radix_map),
 		cmocka_unit_test(test_realloc_chain),
 		cmocka_unit_test(test_calloc_zeroes_reused_memory),
+		cmocka_unit_test(test_huge_cache_reuses_near_fits),
 		cmocka_unit_test(test_trim_releases),
 		cmocka_unit_test(test_stats_sized),
 	};
