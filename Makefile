@@ -2,8 +2,9 @@
 #
 #   make            build/libebbmalloc.so, build/libebbmalloc.a (malloc replaced),
 #                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc), tools
-#   make test       every test (unit, stress, integration with real programs)
-#   make demo       the churn demo: glibc vs ebbmalloc, RSS side by side
+#   make test       every test (unit, stress, real programs under LD_PRELOAD, NUMA VM, tools)
+#   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds and a fuzzing round (.ci/run)
+#   make demo       a JVM churning native memory under glibc and under ebbmalloc, RSS side by side
 #   make bench      the benchmark runner (bench/run)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   DEBUG=0..3      assertion level (3 = invariant walkers), SAN=address|thread|undefined
