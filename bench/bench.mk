@@ -5,6 +5,10 @@
 #   make demo         build ebbmalloc, run the JVM workload under glibc and
 #                     under ebbmalloc, print their RSS side by side
 #   make bench-bins   only build the workloads (build/bench/)
+#   make bench-backends  the three reclaim backends on the same 1 GiB of
+#                     purges, in ranges of 4-64 KiB and of 4 KiB-2 MiB
+#                     (bench/purge_backends.c); writes
+#                     bench/results/purge-backends.txt
 #
 # The C workloads use plain malloc/free and link nothing of ebbmalloc, so any
 # allocator can be preloaded. Options for the runner: BENCH_ARGS="--quick ...".
@@ -59,6 +63,22 @@ $(BENCH_JVM): bench/jvm/NativeChurn.java | $(BENCH_DEPS)
 		$$jc -d $(BUILD)/bench/jvm $< 2>$(BUILD)/bench/javac.log || { cat $(BUILD)/bench/javac.log; exit 1; }
 
 bench-bins: $(BENCH_BINS) $(BENCH_JVM)
+
+# Issue 4, point 3: which backend is cheapest here. Links the ebb_*-only
+# archive for the backends and what they use (fault injection, stats), so
+# the program's own malloc stays glibc's.
+PURGE_BENCH := $(BUILD)/bench/purge_backends
+PURGE_BENCH_ARGS ?=
+.PHONY: bench-backends
+$(PURGE_BENCH): bench/purge_backends.c $(LIB_EBB_A) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $<"
+	$(Q)$(CC) $(BENCH_CFLAGS) -Iinclude -Ialloc -Ireclaim -o $@ $< $(LIB_EBB_A) $(LIB_LDLIBS)
+
+bench-backends: $(PURGE_BENCH)
+	$(Q){ echo "# bench/purge_backends ($$(date -u '+%Y-%m-%d %H:%M UTC'); $$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(nproc) cores, kernel $$(uname -r); git $$(git rev-parse --short HEAD 2>/dev/null || echo '?'))"; \
+		$(PURGE_BENCH) maxkib=64 $(PURGE_BENCH_ARGS); echo; \
+		$(PURGE_BENCH) $(PURGE_BENCH_ARGS); } | tee bench/results/purge-backends.txt
 
 bench: bench-bins
 	$(Q)python3 bench/run $(BENCH_ARGS)

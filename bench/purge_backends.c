@@ -21,9 +21,8 @@
  * of them alike. Pages are kept small (MADV_NOHUGEPAGE) so that every
  * range is a page-table walk of its own, as in the allocator's runs.
  *
- * Build (bench/bench.mk does not know this file):
- *   cc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -Ireclaim bench/purge_backends.c \
- *      reclaim/backend*.c -luring -lpthread -o build/bench/purge_backends
+ * Build and run both range mixes: `make bench-backends` (links
+ * build/libebbmalloc-ebb.a; output in bench/results/purge-backends.txt).
  * Run:  build/bench/purge_backends [gib=1] [maxkib=2048] [runs=5] [batch=1,16,256,1024]
  *                                  [variants=auto,uring256,...]
  * Measures only; asserts nothing.
