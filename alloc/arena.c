@@ -46,7 +46,18 @@
 
 arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
 unsigned narenas, arenas_per_node, nnodes;
-_Atomic size_t dirty_total_pages, active_total_pages;
+_Atomic size_t dirty_total_pages, active_total_pages, active_peak_pages;
+
+/* Pages became active: count them, and raise the peak of the reclaim
+ * policy's hold window (reclaim/thread.c cap_pages). */
+static void active_add(size_t n)
+{
+	size_t now = atomic_fetch_add_explicit(&active_total_pages, n, memory_order_relaxed) + n;
+	size_t peak = atomic_load_explicit(&active_peak_pages, memory_order_relaxed);
+	while (now > peak && !atomic_compare_exchange_weak_explicit(&active_peak_pages, &peak, now,
+								      memory_order_relaxed, memory_order_relaxed))
+		;
+}
 
 enum { S_DIRTY = 0, S_CLEAN = 1 };
 
@@ -257,7 +268,7 @@ static run_t *run_alloc(arena_t *a, size_t n, int *was)
 	set_tags(c, f, n);
 	*was = st;
 	a->active_pages += n;
-	atomic_fetch_add_explicit(&active_total_pages, n, memory_order_relaxed);
+	active_add(n);
 	return r;
 }
 
@@ -554,7 +565,7 @@ int arena_grow_large(arena_t *a, void *p, unsigned new_cls)
 			c->page_cls[f] = (uint8_t)new_cls;
 			set_tags(c, f, want);
 			a->active_pages += need;
-			atomic_fetch_add_explicit(&active_total_pages, need, memory_order_relaxed);
+			active_add(need);
 			ok = 1;
 		}
 	}

@@ -324,6 +324,9 @@ struct arena {
 extern arena_t *arenas[EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE];
 extern unsigned narenas, arenas_per_node, nnodes;
 extern _Atomic size_t dirty_total_pages, active_total_pages;
+/* The highest active_total_pages since the reclaim policy last reset it
+ * (reclaim/thread.c: the hold window). */
+extern _Atomic size_t active_peak_pages;
 
 int      arena_init(arena_t *a, unsigned node, unsigned index);
 arena_t *arena_pick(unsigned node, unsigned seed);

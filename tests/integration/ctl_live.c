@@ -70,7 +70,7 @@ static void get_str(ctl_fn ctl, const char *name, char *buf, size_t size)
 static void mode_read(ctl_fn ctl)
 {
 	static const char *const names[] = {
-		"verbose", "decay_ms", "dirty_cap_pct", "purge", "reclaim", "reclaim_backend",
+		"verbose", "decay_ms", "dirty_cap_pct", "dirty_hold_ms", "purge", "reclaim", "reclaim_backend",
 		"huge_cache_bytes", "arenas_per_node", "numa", "numa_fake", "tcache_max_bytes",
 		"tcache_total_bytes", "tcache_adaptive", "tcache_idle_ms", "stats", "stats_file",
 		"abort_on_bad_conf",

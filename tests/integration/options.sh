@@ -80,13 +80,13 @@ grep -qE '^ebbmalloc: ebbmalloc [0-9]+\.[0-9]+, [0-9]+ NUMA nodes?, [0-9]+ cpus,
 	|| { echo "FAIL EBB_VERBOSE=1: no topology line"; vbad=1; }
 grep -qE '^ebbmalloc: reclaim backend: (vector|madvise|uring)$' "$WORK/err" || { echo "FAIL EBB_VERBOSE=1: no backend line"; vbad=1; }
 for kv in verbose=1 decay_ms=250 purge=free reclaim=thread reclaim_backend=auto stats_file='(off)' \
-	dirty_cap_pct=25 huge_cache_bytes=33554432 arenas_per_node=0 numa=1 numa_fake=0 tcache_max_bytes=4194304 \
+	dirty_cap_pct=25 dirty_hold_ms=1000 huge_cache_bytes=33554432 arenas_per_node=0 numa=1 numa_fake=0 tcache_max_bytes=4194304 \
 	tcache_total_bytes=134217728 tcache_adaptive=1 tcache_idle_ms=1000 stats=0 abort_on_bad_conf=0; do
 	grep -qxF "ebbmalloc: option $kv" "$WORK/err" || { echo "FAIL EBB_VERBOSE=1: no line 'option $kv'"; vbad=1; }
 done
 n=$(grep -c . "$WORK/err")
-[ "$n" = 20 ] || { echo "FAIL EBB_VERBOSE=1: $n lines on stderr, want 20 (topology, 18 options, backend)"; vbad=1; }
-if [ $vbad = 0 ]; then echo "ok   EBB_VERBOSE=1: topology, 18 options, backend"; else cat "$WORK/err"; bad=$((bad + 1)); fi
+[ "$n" = 21 ] || { echo "FAIL EBB_VERBOSE=1: $n lines on stderr, want 21 (topology, 19 options, backend)"; vbad=1; }
+if [ $vbad = 0 ]; then echo "ok   EBB_VERBOSE=1: topology, 19 options, backend"; else cat "$WORK/err"; bad=$((bad + 1)); fi
 
 [ $bad = 0 ] || fail "$bad option checks failed"
 echo "options: every malformed or unknown EBB_* setting was named in one warning with the valid values; abort_on_bad_conf and EBB_VERBOSE work"

@@ -10,7 +10,8 @@
  *  2. 8 MiB more are allocated, written and freed: below the cap, so after
  *     a second they must still be dirty (purged_bytes unchanged).
  *  3. 192 MiB more are allocated, written and freed (dirty ~200 MiB, far
- *     over the cap of max(25 % of 64 MiB, 16 MiB) = 16 MiB): within 10 s
+ *     over the cap of max(25 % of 64 MiB, 16 MiB) = 16 MiB): the hold
+ *     (dirty_hold_ms, 1 s) keeps it while the peak is recent; within 10 s
  *     dirty must fall to <= the cap, purged_bytes must grow by >= 200 MiB -
  *     cap, and RSS must drop with it.
  *

@@ -140,7 +140,9 @@ static void test_cap_excess_shared_by_arenas(void **state)
 	assert_true(narenas >= 2);
 	arena_t *B = arenas[1];
 	int64_t decay = atomic_load(&opt_values[OPT_decay_ms]);
+	int64_t hold = atomic_load(&opt_values[OPT_dirty_hold_ms]);
 	atomic_store(&opt_values[OPT_decay_ms], 3600000);	/* nothing decays */
+	atomic_store(&opt_values[OPT_dirty_hold_ms], 0);	/* the cap alone (the hold: below) */
 	reclaim_run(1, 0);					/* nothing dirty */
 	assert_int_equal(A->dirty_pages + B->dirty_pages, 0);
 	assert_int_equal(atomic_load(&dirty_total_pages), 0);	/* no arena outside arenas[] left any */
@@ -175,6 +177,53 @@ static void test_cap_excess_shared_by_arenas(void **state)
 	arena_dalloc_batch(B, fb, SHARE_BLOCKS / 2);
 	reclaim_run(1, 0);
 	atomic_store(&opt_values[OPT_decay_ms], decay);
+	atomic_store(&opt_values[OPT_dirty_hold_ms], hold);
+}
+
+/* The hold (reclaim/thread.c cap_pages): dirty memory up to what active
+ * memory fell by from its recent peak is kept whatever the cap, so that a
+ * dip and regrowth reuse pages; once the peak is older than the hold, the
+ * cap alone applies again. */
+#define HOLD_BLOCKS 64
+static void test_hold_keeps_a_dip(void **state)
+{
+	(void)state;
+	int64_t decay = atomic_load(&opt_values[OPT_decay_ms]);
+	int64_t hold = atomic_load(&opt_values[OPT_dirty_hold_ms]);
+	atomic_store(&opt_values[OPT_decay_ms], 3600000);	/* nothing decays */
+	atomic_store(&opt_values[OPT_dirty_hold_ms], 3600000);	/* the hold: an hour */
+	reclaim_run(1, 0);
+	assert_int_equal(atomic_load(&dirty_total_pages), 0);
+	unsigned cls = sizeclass_of(1 << 20);
+	void *a[HOLD_BLOCKS];
+	for (int i = 0; i < HOLD_BLOCKS; i++)
+		assert_non_null(a[i] = arena_alloc_large(A, cls, 0));
+	/* 48 MiB of 64 fall: 3 x the cap (25 % of 16 MiB, floor 16 MiB),
+	 * but no more than the fall from the peak */
+	arena_dalloc_batch(A, a + HOLD_BLOCKS / 4, HOLD_BLOCKS * 3 / 4);
+	size_t fell = (size_t)(HOLD_BLOCKS * 3 / 4) << (20 - LG_PAGE);
+	assert_int_equal(A->dirty_pages, fell);
+	reclaim_run(0, 0);
+	assert_int_equal(A->dirty_pages, fell);		/* held */
+	assert_true(arena_is_valid(A));
+	/* regrowth reuses them: nothing new becomes resident */
+	for (int i = HOLD_BLOCKS / 4; i < HOLD_BLOCKS / 2; i++)
+		assert_non_null(a[i] = arena_alloc_large(A, cls, 0));
+	assert_int_equal(A->dirty_pages, fell / 3 * 2);
+	/* a hold of 1 ms: two passes 5 ms apart forget the peak, and the
+	 * cap takes the excess over half of itself (hysteresis) */
+	atomic_store(&opt_values[OPT_dirty_hold_ms], 1);
+	reclaim_run(0, 0);
+	struct timespec ts = { 0, 5000000 };
+	nanosleep(&ts, NULL);
+	reclaim_run(0, 0);
+	size_t floor_pages = (size_t)16 << (20 - LG_PAGE);
+	assert_true(A->dirty_pages <= floor_pages / 2 + 1);
+	assert_true(arena_is_valid(A));
+	arena_dalloc_batch(A, a, HOLD_BLOCKS / 2);
+	reclaim_run(1, 0);
+	atomic_store(&opt_values[OPT_decay_ms], decay);
+	atomic_store(&opt_values[OPT_dirty_hold_ms], hold);
 }
 
 /* A flush of blocks from two arenas, interleaved, returns each to its
@@ -716,6 +765,7 @@ int main(void)
 		cmocka_unit_test(test_purging_runs_are_not_reused),
 		cmocka_unit_test(test_decay_takes_only_old_runs),
 		cmocka_unit_test(test_cap_excess_shared_by_arenas),
+		cmocka_unit_test(test_hold_keeps_a_dip),
 		cmocka_unit_test(test_flush_returns_blocks_to_their_arenas),
 		cmocka_unit_test(test_refill_takes_the_cpus_arena),
 		cmocka_unit_test(test_empty_chunks_are_unmapped),
