@@ -81,10 +81,14 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t timeout_ns)
  * (bench/jvm: bursts of 4 MiB per worker freed 5-50 ms later) had 97 %
  * of its 2.2 GB purged in 12 s taken by the cap, and refaulted as much:
  * 476 000-499 000 faults and 1.5 s of system time, against 302 000-305 000
- * and 0.9-1.1 s with the hold (of 500 ms there: the decay bounds it). The peak is kept in two windows of half the hold each:
+ * and 0.9-1.1 s with the hold (of 500 ms there: the decay bounds it).
+ * The peak is kept in two windows of half the hold each:
  * active_peak_pages (raised by arena.c as runs become active) is the
  * current one's, and each pass of the reclaim thread rotates it into
- * peak_prev once half the hold has gone by. */
+ * peak_prev once half the hold has gone by. Over the cap, pass() purges
+ * down to half of it: with a large hold that takes half of the held dip
+ * too (a hysteresis of half the share-of-active cap would be gentler;
+ * not measured yet). */
 static _Atomic size_t peak_prev;
 static uint64_t peak_epoch_ns;		/* under pass_lock */
 
