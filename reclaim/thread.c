@@ -87,8 +87,10 @@ static void futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t timeout_ns)
  * current one's, and each pass of the reclaim thread rotates it into
  * peak_prev once half the hold has gone by. Over the cap, pass() purges
  * down to half of it: with a large hold that takes half of the held dip
- * too (a hysteresis of half the share-of-active cap would be gentler;
- * not measured yet). */
+ * too. Purging only down to cap - base/2 (base: the cap without the hold)
+ * was tried: 210 000 faults in 12 s of the JVM workload against 300 000,
+ * 0.74 s of system time against 1.0, but mean RSS 277 MiB against 258
+ * (+7 %), which the JVM target's RSS bound has no room for. */
 static _Atomic size_t peak_prev;
 static uint64_t peak_epoch_ns;		/* under pass_lock */
 
