@@ -844,7 +844,8 @@ static unsigned slab_pages_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns, 
 		run_t *r = a->partial[cls];
 		while (r && n < max) {
 			run_t *next = r->next;
-			if (r->scanned || (!force && now_ns - r->dirty_ns < decay_ns)) {
+			int old = now_ns - r->dirty_ns >= decay_ns;
+			if (r->scanned || (!force && !old)) {
 				r = next;
 				continue;
 			}
@@ -864,6 +865,7 @@ static unsigned slab_pages_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns, 
 					pg++;
 				out[n].iov_base = base + (start << LG_PAGE);
 				out[n].iov_len = (pg - start) << LG_PAGE;
+				a->purge_taken[old ? PURGE_DECAY : PURGE_FORCED] += pg - start;
 				n++;
 			}
 			if (n > first_n) {
@@ -938,6 +940,8 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 		out[n].iov_base = run_addr(r);
 		out[n].iov_len = np * PAGE_SIZE;
 		n++;
+		/* not old: the cap's share while it lasts, then forced */
+		a->purge_taken[old ? PURGE_DECAY : taken < excess_pages ? PURGE_CAP : PURGE_FORCED] += np;
 		taken += np;
 		r = next;
 	}

@@ -292,6 +292,10 @@ struct xfer {
 				 * the classes in use touch theirs; NULL: none yet */
 };
 
+/* Why arena_purge_take took a page (stats; an old page counts as decay
+ * whatever else asked for it). */
+enum { PURGE_DECAY, PURGE_CAP, PURGE_FORCED, PURGE_REASONS };
+
 struct arena {
 	pthread_mutex_t lock;
 	/* one thread at a time maps a new chunk (taken without lock held,
@@ -308,6 +312,7 @@ struct arena {
 	size_t   active_pages, dirty_pages, purging_pages;
 	size_t   nchunks;
 	uint64_t purged_bytes;
+	uint64_t purge_taken[PURGE_REASONS];	/* pages taken for purging, by reason */
 	uint64_t alloc_bytes;		/* blocks out of slabs/runs (incl. cached and xfer) */
 	_Atomic uint64_t remote_frees;	/* blocks freed by threads of other nodes */
 	_Atomic uint64_t cache_flushes;	/* thread-cache flushes handed to it */

@@ -21,8 +21,9 @@
 _Static_assert(EBB_MAX_NODES * EBB_MAX_ARENAS_PER_NODE <= EBB_STATS_MAX_ARENAS,
 	       "struct ebb_stats has room for every arena");
 
-/* One arena's figures, read under its lock. */
-static void arena_figures_read(arena_t *a, struct ebb_arena_stats *f)
+/* One arena's figures, read under its lock; its pages taken for purging
+ * by reason are added to taken[]. */
+static void arena_figures_read(arena_t *a, struct ebb_arena_stats *f, uint64_t *taken)
 {
 	uint64_t now = 0;
 	pthread_mutex_lock(&a->lock);
@@ -37,6 +38,8 @@ static void arena_figures_read(arena_t *a, struct ebb_arena_stats *f)
 	f->mapped_bytes = f->chunks * CHUNK_SIZE;
 	f->remote_frees = atomic_load_explicit(&a->remote_frees, memory_order_relaxed);
 	f->cache_flushes = atomic_load_explicit(&a->cache_flushes, memory_order_relaxed);
+	for (unsigned k = 0; k < PURGE_REASONS; k++)
+		taken[k] += a->purge_taken[k];
 	pthread_mutex_unlock(&a->lock);
 	f->node = a->node;
 	f->threads = atomic_load_explicit(&a->nthreads, memory_order_relaxed);
@@ -55,9 +58,10 @@ void stats_collect(struct ebb_stats *st)
 	}
 	st->nnodes = nnodes;
 	st->narenas = narenas;
+	uint64_t taken[PURGE_REASONS] = { 0 };
 	for (unsigned i = 0; i < narenas; i++) {
 		struct ebb_arena_stats *f = &st->arena[i];
-		arena_figures_read(arenas[i], f);
+		arena_figures_read(arenas[i], f, taken);
 		struct ebb_node_stats *ns = &st->node[f->node < EBB_STATS_MAX_NODES ? f->node : 0];
 		ns->allocated_bytes += f->allocated_bytes;
 		ns->active_bytes += f->active_bytes;
@@ -70,6 +74,10 @@ void stats_collect(struct ebb_stats *st)
 		st->node_purge[f->node < EBB_STATS_MAX_NODES ? f->node : 0].cache_flushes += f->cache_flushes;
 	}
 	reclaim_purge_stats(st);	/* nodes' and arenas' purges, from one instant */
+	st->purged_decay_bytes = taken[PURGE_DECAY] * PAGE_SIZE;
+	st->purged_cap_bytes = taken[PURGE_CAP] * PAGE_SIZE;
+	st->purged_forced_bytes = taken[PURGE_FORCED] * PAGE_SIZE;
+	reclaim_cap_stats(&st->dirty_cap_bytes, &st->dirty_hold_bytes);
 	for (unsigned n = 0; n < nnodes && n < EBB_STATS_MAX_NODES; n++) {
 		struct ebb_node_stats *ns = &st->node[n];
 		st->allocated_bytes += ns->allocated_bytes;
@@ -118,6 +126,7 @@ void stats_snapshot_free(struct ebb_stats *st)
 
 /* Version 1's struct: everything up to the per-node figures. */
 #define STATS_V1_SIZE offsetof(struct ebb_stats, by_backend)
+#define STATS_V2_SIZE offsetof(struct ebb_stats, purged_decay_bytes)
 
 EBB_EXPORT int ebb_stats_sized(struct ebb_stats *out, size_t size)
 {
@@ -132,7 +141,8 @@ EBB_EXPORT int ebb_stats_sized(struct ebb_stats *out, size_t size)
 	if (!st)
 		return -1;
 	memcpy(out, st, size);
-	out->version = 1;	/* an older caller: version 1 is the only smaller struct */
+	/* an older caller: the newest version whose fields all fit */
+	out->version = size >= STATS_V2_SIZE ? 2 : 1;
 	stats_snapshot_free(st);
 	return 0;
 }
@@ -194,6 +204,10 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		    U(st->purge_batches), U(st->purge_syscalls), U(st->purge_ranges), st->backend,
 		    U(st->backend_fallbacks));
 		out_lat(&o, st->purge_batch_lat);
+		OUT(&o, ",\"purged_decay_bytes\":%llu,\"purged_cap_bytes\":%llu,\"purged_forced_bytes\":%llu,"
+			"\"dirty_cap_bytes\":%llu,\"dirty_hold_bytes\":%llu",
+		    U(st->purged_decay_bytes), U(st->purged_cap_bytes), U(st->purged_forced_bytes),
+		    U(st->dirty_cap_bytes), U(st->dirty_hold_bytes));
 		OUT(&o, ",\"nodes\":[");
 		for (unsigned n = 0; n < st->nnodes && n < EBB_STATS_MAX_NODES; n++) {
 			const struct ebb_node_stats *ns = &st->node[n];
@@ -235,6 +249,9 @@ EBB_EXPORT void ebb_stats_print(int fd, int format)
 		    U(st->active_bytes), U(st->mapped_bytes));
 		OUT(&o, "  dirty     %12llu  purging %11llu  purged %12llu\n", U(st->dirty_bytes),
 		    U(st->purging_bytes), U(st->purged_bytes));
+		OUT(&o, "  dirty cap %12llu  (held %llu)  purged by decay %llu, by the cap %llu, forced %llu\n",
+		    U(st->dirty_cap_bytes), U(st->dirty_hold_bytes), U(st->purged_decay_bytes),
+		    U(st->purged_cap_bytes), U(st->purged_forced_bytes));
 		OUT(&o, "  tcache    %12llu  threads %11llu  huge   %12llu (%llu)\n", U(st->tcache_bytes),
 		    U(st->threads), U(st->huge_bytes), U(st->huge_count));
 		OUT(&o, "  purge batches %llu, syscalls %llu, ranges %llu, fallbacks %llu\n",

@@ -76,7 +76,8 @@ int    ebb_ctl(const char *name, void *oldp, size_t *oldlenp,
 	       const void *newp, size_t newlen);
 
 /* ---- statistics -------------------------------------------------------- */
-#define EBB_STATS_VERSION	2	/* 2: per-arena figures, purges by backend and per node */
+#define EBB_STATS_VERSION	3	/* 2: per-arena figures, purges by backend and per node;
+					 * 3: purges by reason, the dirty cap */
 #define EBB_STATS_MAX_NODES	8
 #define EBB_STATS_MAX_ARENAS	128	/* EBB_STATS_MAX_NODES x 16 arenas per node */
 #define EBB_STATS_LAT_BUCKETS	16	/* purge batch latency, bucket i: < 2^i µs */
@@ -163,6 +164,17 @@ struct ebb_stats {
 	uint32_t reserved;
 	struct ebb_arena_stats arena[EBB_STATS_MAX_ARENAS];
 	struct ebb_node_purge_stats node_purge[EBB_STATS_MAX_NODES];
+	/* since version 3: why the arenas' pages were taken for purging
+	 * (counted when taken, so the three add up to at least purged_bytes:
+	 * what is in flight and what a failed purge left count here too) */
+	uint64_t purged_decay_bytes;	/* freed longer than decay_ms ago */
+	uint64_t purged_cap_bytes;	/* taken early: dirty memory was over the cap */
+	uint64_t purged_forced_bytes;	/* malloc_trim, ebb_reclaim, memory pressure */
+	/* the dirty cap now: the reclaim thread purges early above it */
+	uint64_t dirty_cap_bytes;
+	uint64_t dirty_hold_bytes;	/* what the hold adds to it (EBB_DIRTY_HOLD_MS):
+					 * how far active memory fell from its recent peak
+					 * beyond the share-of-active cap; 0 when that rules */
 };
 
 /* Fill *out with a consistent-enough snapshot (counters are read without

@@ -121,6 +121,8 @@ size_t reclaim_run(int force, size_t budget_bytes);
 /* The nodes' purge batches, syscalls and batch latency and the arenas'
  * share of them, into st (consistent with each other). */
 void reclaim_purge_stats(struct ebb_stats *st);
+/* The dirty cap now, and what the hold adds to it (stats). */
+void reclaim_cap_stats(uint64_t *cap_bytes, uint64_t *hold_bytes);
 void reclaim_atfork_prepare(void);
 void reclaim_atfork_parent(void);
 void reclaim_atfork_child(void);

@@ -112,10 +112,15 @@ static void peak_rotate(uint64_t now)
 	atomic_store_explicit(&peak_prev, since < h ? cur : active, memory_order_relaxed);
 }
 
-static size_t cap_pages(void)
+/* The cap; *held (if not NULL): what the hold adds to the share of
+ * active memory (or the floor). */
+static size_t cap_pages_held(size_t *held)
 {
 	size_t active = atomic_load_explicit(&active_total_pages, memory_order_relaxed);
-	size_t cap = active * (size_t)opt(OPT_dirty_cap_pct) / 100;
+	size_t base = active * (size_t)opt(OPT_dirty_cap_pct) / 100, cap;
+	if (base < CAP_FLOOR_PAGES)
+		base = CAP_FLOOR_PAGES;
+	cap = base;
 	if (hold_ns()) {
 		size_t peak = atomic_load_explicit(&active_peak_pages, memory_order_relaxed);
 		size_t prev = atomic_load_explicit(&peak_prev, memory_order_relaxed);
@@ -124,7 +129,21 @@ static size_t cap_pages(void)
 		if (peak > active && peak - active > cap)
 			cap = peak - active;
 	}
-	return cap < CAP_FLOOR_PAGES ? CAP_FLOOR_PAGES : cap;
+	if (held)
+		*held = cap - base;
+	return cap;
+}
+
+static size_t cap_pages(void)
+{
+	return cap_pages_held(NULL);
+}
+
+void reclaim_cap_stats(uint64_t *cap_bytes, uint64_t *hold_bytes)
+{
+	size_t held;
+	*cap_bytes = (uint64_t)cap_pages_held(&held) * PAGE_SIZE;
+	*hold_bytes = (uint64_t)held * PAGE_SIZE;
 }
 
 /* One pass over all arenas. Returns bytes purged. */

@@ -820,6 +820,13 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 			if (st->dirty_bytes > 64 * MIB && st->dirty_bytes * 2 > st->active_bytes)
 				printf("  %s of freed pages wait for their purge: is decay_ms large, or "
 				       "reclaim=off?\n", BY(st->dirty_bytes, 0));
+			uint64_t why = st->purged_decay_bytes + st->purged_cap_bytes + st->purged_forced_bytes;
+			if (why >= 256 * MIB && st->purged_cap_bytes * 2 > why)
+				printf("  %s of the %s purged was taken early, over the dirty cap (now %s):\n"
+				       "  active memory swings faster than decay_ms, and the pages purged are\n"
+				       "  faulted in again. If the page faults cost more than the RSS, raise\n"
+				       "  EBB_DIRTY_CAP_PCT (dirty_cap_pct) or EBB_DIRTY_HOLD_MS (dirty_hold_ms).\n",
+				       BY(st->purged_cap_bytes, 0), BY(why, 1), BY(st->dirty_cap_bytes, 2));
 		}
 		if (d->has_stats_file)
 			printf("live figures (active, dirty, purged): ebbstat %d\n", (int)d->pid);

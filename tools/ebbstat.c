@@ -98,6 +98,11 @@ static void print_json(const struct ebb_stats_file *f, long long rss_kib)
 	F(purge_syscalls);
 	F(purge_ranges);
 	F(backend_fallbacks);
+	F(purged_decay_bytes);
+	F(purged_cap_bytes);
+	F(purged_forced_bytes);
+	F(dirty_cap_bytes);
+	F(dirty_hold_bytes);
 #undef F
 	printf("  \"backend\": \"");
 	for (i = 0; i < sizeof(s->backend) && s->backend[i]; i++) {
@@ -214,6 +219,10 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 		       (unsigned long long)s->by_backend[i].batches,
 		       (unsigned long long)s->by_backend[i].syscalls);
 	printf(" (batches/syscalls)\n");
+	printf("       why: decay %s   over the cap %s   forced (trim, pressure) %s\n",
+	       B(0, s->purged_decay_bytes), B(1, s->purged_cap_bytes), B(2, s->purged_forced_bytes));
+	printf("       dirty cap %s, of which the hold %s (what active memory fell by lately)\n",
+	       B(0, s->dirty_cap_bytes), B(1, s->dirty_hold_bytes));
 	printf("       by node:");
 	for (i = 0; i < s->nnodes; i++)
 		printf("%s %u %llu/%llu", i ? "," : "", i, (unsigned long long)s->node_purge[i].batches,

@@ -134,6 +134,14 @@ static void check_stats(const struct ebb_stats *st, size_t held, const char *whe
 	      (unsigned long long)st->allocated_bytes, held);
 	CHECK(st->chunks * 4 * MiB == mapped, "%s: %llu chunks but %llu bytes mapped in chunks", when,
 	      (unsigned long long)st->chunks, (unsigned long long)mapped);
+	/* every purged page was taken for a reason first */
+	CHECK(st->purged_decay_bytes + st->purged_cap_bytes + st->purged_forced_bytes >= st->purged_bytes,
+	      "%s: purged by decay %llu + cap %llu + forced %llu < purged %llu", when,
+	      (unsigned long long)st->purged_decay_bytes, (unsigned long long)st->purged_cap_bytes,
+	      (unsigned long long)st->purged_forced_bytes, (unsigned long long)st->purged_bytes);
+	CHECK(st->dirty_cap_bytes >= 16 * MiB && st->dirty_hold_bytes < st->dirty_cap_bytes,
+	      "%s: dirty cap %llu (floor 16 MiB), held %llu", when, (unsigned long long)st->dirty_cap_bytes,
+	      (unsigned long long)st->dirty_hold_bytes);
 
 	/* per arena: each node's figures are the sums of its arenas' */
 	CHECK(st->narenas >= st->nnodes && st->narenas <= EBB_STATS_MAX_ARENAS, "%s: narenas %u for %u node(s)",

@@ -126,6 +126,12 @@ static void fill_fixed(struct ebb_stats_file *f)
 	st(&s->by_backend[1].syscalls, 6);
 	st(&s->by_backend[2].batches, 0);
 	st(&s->by_backend[2].syscalls, 0);
+	/* version 3: 2 GiB purged, most of it over the cap; 1 MiB in flight */
+	st(&s->purged_decay_bytes, 512 * MIB);
+	st(&s->purged_cap_bytes, 1536 * MIB);
+	st(&s->purged_forced_bytes, MIB);
+	st(&s->dirty_cap_bytes, 48 * MIB);
+	st(&s->dirty_hold_bytes, 16 * MIB);
 }
 
 static void fill_k(struct ebb_stats_file *f, uint64_t k)

@@ -16,6 +16,12 @@
  *                                  frees it, waits 300 ms and exits 0
  *   heapload hold MIB [PIECE]      mallocs and touches MIB MiB, prints
  *                                  "ready", waits for stdin to close
+ *   heapload swing MIB ROUNDS      ROUNDS times: mallocs and touches MIB MiB
+ *                                  in 1 MiB blocks, frees them all, waits
+ *                                  200 ms (a heap whose active memory
+ *                                  swings: under ebbmalloc with a long
+ *                                  decay, the dirty cap purges each fall);
+ *                                  then prints "ready" and waits for stdin
  *   heapload named MIB             mmaps and touches MIB MiB and names the
  *                                  mapping "ebb-tools-test" (PR_SET_VMA_ANON_NAME);
  *                                  prints "ready named=1", or "ready named=0
@@ -238,6 +244,24 @@ int main(int argc, char **argv)
 			sleep_ms(300);
 		return 0;
 	}
+	if (argc == 4 && !strcmp(argv[1], "swing")) {
+		size_t bytes = (size_t)atol(argv[2]) << 20;
+		int rounds = atoi(argv[3]);
+
+		for (int r = 0; r < rounds; r++) {
+			size_t n = 0;
+			void **b = alloc_touch(bytes, (size_t)1 << 20, &n);
+
+			if (!b)
+				return 1;
+			free_all(b, n);
+			sleep_ms(200);
+		}
+		printf("ready\n");
+		fflush(stdout);
+		wait_stdin(120);
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "named")) {
 		size_t bytes = (size_t)atol(argv[2]) << 20;
 		char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -254,6 +278,7 @@ int main(int argc, char **argv)
 		munmap(p, bytes);
 		return 0;
 	}
-	fprintf(stderr, "usage: heapload arenas NTHREADS KIB [KEEP] | named MIB | touch MIB [PIECE] | hold MIB [PIECE]\n");
+	fprintf(stderr, "usage: heapload arenas NTHREADS KIB [KEEP] | named MIB | touch MIB [PIECE] | "
+		"hold MIB [PIECE] | swing MIB ROUNDS\n");
 	return 2;
 }

@@ -122,6 +122,25 @@ else
 	fail "$B/libebbmalloc.so does not exist (run make lib)"
 fi
 
+# ebbmalloc purging mostly over its dirty cap (a heap that swings by 64 MiB
+# with a decay of a minute): the doctor reads the reasons from the stats
+# file and names the two options that trade those purges for RSS
+if [ -e "$B/libebbmalloc.so" ]; then
+	start_held w "$EBBRUN" -o decay_ms=60000 -o dirty_hold_ms=0 -o stats_file="$T/w.%p" -- "$HEAPLOAD" swing 64 8
+	pid=$HELD_PID
+	if wait_line "$T/w.out" '^ready'; then
+		sleep 0.3	# the stats file is refreshed every 100 ms
+		"$DOCTOR" $pid > "$T/w.txt"
+		grep -q 'was taken early, over the dirty cap' "$T/w.txt" && grep -q 'EBB_DIRTY_CAP_PCT' "$T/w.txt" \
+			&& grep -q 'EBB_DIRTY_HOLD_MS' "$T/w.txt" \
+			&& ok "ebbmalloc purging over its cap: the doctor says so and names the options" \
+			|| { fail "cap purges not reported"; cat "$T/w.txt"; }
+	else
+		fail "heapload swing under ebbmalloc never got ready: $(cat "$T/w.err")"
+	fi
+	end_held w $pid
+fi
+
 # ebbmalloc linked into the program (libebbmalloc.a): no library in the
 # maps; the program defines malloc, and ebb_malloc in its symbol table
 start_held s "$B/tests/tools/heapload-ebb" hold 64 1024

@@ -20,7 +20,9 @@ if wait_line "$T/f.out" ready; then
 	for kv in pid=$pid allocated_bytes=$((123 * M)) active_bytes=$((130 * M)) dirty_bytes=$((7 * M)) \
 		purging_bytes=$M purged_bytes=$((2048 * M)) mapped_bytes=$((256 * M)) huge_bytes=$((40 * M)) \
 		huge_count=3 tcache_bytes=$((5 * M)) chunks=12 threads=17 tcache_flushes=4242 remote_frees=99 \
-		purge_batches=1000 purge_syscalls=1001 purge_ranges=64000 backend_fallbacks=0 nnodes=2 version=2; do
+		purge_batches=1000 purge_syscalls=1001 purge_ranges=64000 backend_fallbacks=0 nnodes=2 version=3 \
+		purged_decay_bytes=$((512 * M)) purged_cap_bytes=$((1536 * M)) purged_forced_bytes=$M \
+		dirty_cap_bytes=$((48 * M)) dirty_hold_bytes=$((16 * M)); do
 		k=${kv%%=*}; v=${kv#*=}
 		got=$(jnum "$T/f.json" "$k")
 		[ "$got" = "$v" ] || fail "$k = '$got', want $v"
@@ -46,6 +48,8 @@ if wait_line "$T/f.out" ready; then
 		&& grep -qE '^0/n0 +5 .* +10 +100 +500$' "$T/f.txt" \
 		&& grep -q 'by node: 0 700/701, 1 300/300' "$T/f.txt" \
 		&& grep -q 'by backend: uring 1000/995, vector 10/6, madvise 0/0' "$T/f.txt" \
+		&& grep -q 'why: decay 512.0 MiB   over the cap 1.5 GiB   forced (trim, pressure) 1.0 MiB' "$T/f.txt" \
+		&& grep -q 'dirty cap 48.0 MiB, of which the hold 16.0 MiB' "$T/f.txt" \
 		&& ok "text snapshot shows the figures" || { fail "text snapshot"; cat "$T/f.txt"; }
 
 	"$EBBSTAT" -n 3 $pid 50 > "$T/f3.txt"; rc=$?

@@ -424,6 +424,14 @@ static void test_stats_sized(void **state)
 		for (size_t i = v1; i < full + 4096; i++)
 			assert_int_equal(buf[i], 0xa5);	/* nothing past version 1's fields */
 	}
+	/* version 2's size (before the purge reasons and the cap) */
+	const size_t v2 = offsetof(struct ebb_stats, purged_decay_bytes);
+	memset(buf, 0xa5, full + 4096);
+	assert_int_equal(ebb_stats_sized((struct ebb_stats *)buf, v2), 0);
+	assert_int_equal(((struct ebb_stats *)buf)->version, 2);
+	assert_true(((struct ebb_stats *)buf)->narenas >= 1);
+	for (size_t i = v2; i < full + 4096; i++)
+		assert_int_equal(buf[i], 0xa5);
 	/* smaller than version 1: refused, nothing written */
 	memset(buf, 0xa5, full);
 	assert_int_equal(ebb_stats_sized((struct ebb_stats *)buf, v1 - 8), -1);

@@ -161,9 +161,21 @@ static void test_cap_excess_shared_by_arenas(void **state)
 	size_t each = (size_t)(SHARE_BLOCKS / 2) << (20 - LG_PAGE);
 	assert_int_equal(A->dirty_pages, each);
 	assert_int_equal(B->dirty_pages, each);
+	uint64_t cap_bytes, hold_bytes;
+	reclaim_cap_stats(&cap_bytes, &hold_bytes);
+	assert_int_equal(hold_bytes, 0);		/* no hold: the cap is a share of active */
+	assert_true(cap_bytes >= (uint64_t)16 << 20);
+	uint64_t before[2][PURGE_REASONS];
+	memcpy(before[0], A->purge_taken, sizeof(before[0]));
+	memcpy(before[1], B->purge_taken, sizeof(before[1]));
 	/* 80 MiB dirty, cap 25 % of ~80 MiB active: both arenas purge about
 	 * half of the 70 MiB over half the cap, and keep about 5 MiB each */
 	reclaim_run(0, 0);
+	/* ... and the stats say the cap took them, nothing the decay */
+	assert_int_equal(A->purge_taken[PURGE_CAP] - before[0][PURGE_CAP], each - A->dirty_pages);
+	assert_int_equal(B->purge_taken[PURGE_CAP] - before[1][PURGE_CAP], each - B->dirty_pages);
+	assert_int_equal(A->purge_taken[PURGE_DECAY], before[0][PURGE_DECAY]);
+	assert_int_equal(A->purge_taken[PURGE_FORCED], before[0][PURGE_FORCED]);
 	size_t keep_min = (size_t)2 << (20 - LG_PAGE);
 	assert_true(A->dirty_pages >= keep_min);
 	assert_true(B->dirty_pages >= keep_min);
@@ -175,7 +187,15 @@ static void test_cap_excess_shared_by_arenas(void **state)
 	}
 	arena_dalloc_batch(A, fa, SHARE_BLOCKS / 2);
 	arena_dalloc_batch(B, fb, SHARE_BLOCKS / 2);
-	reclaim_run(1, 0);
+	size_t left = A->dirty_pages;
+	memcpy(before[0], A->purge_taken, sizeof(before[0]));
+	reclaim_run(1, 0);	/* a trim: forced, whatever the cap */
+	assert_int_equal(A->dirty_pages, 0);
+	assert_int_equal(A->purge_taken[PURGE_FORCED] - before[0][PURGE_FORCED] +
+			 A->purge_taken[PURGE_CAP] - before[0][PURGE_CAP], left);
+	/* the cap's share (its excess over half of itself) is less than all */
+	assert_true(A->purge_taken[PURGE_FORCED] > before[0][PURGE_FORCED]);
+	assert_int_equal(A->purge_taken[PURGE_DECAY], before[0][PURGE_DECAY]);
 	atomic_store(&opt_values[OPT_decay_ms], decay);
 	atomic_store(&opt_values[OPT_dirty_hold_ms], hold);
 }
@@ -206,6 +226,12 @@ static void test_hold_keeps_a_dip(void **state)
 	reclaim_run(0, 0);
 	assert_int_equal(A->dirty_pages, fell);		/* held */
 	assert_true(arena_is_valid(A));
+	/* the stats show the hold: the cap is at least the fall, and the hold
+	 * what it adds to the floor (16 MiB above 25 % of 16 MiB active) */
+	uint64_t cap_bytes, hold_bytes;
+	reclaim_cap_stats(&cap_bytes, &hold_bytes);
+	assert_true(cap_bytes >= (uint64_t)fell * PAGE_SIZE);
+	assert_int_equal(hold_bytes, cap_bytes - ((uint64_t)16 << 20));
 	/* regrowth reuses them: nothing new becomes resident */
 	for (int i = HOLD_BLOCKS / 4; i < HOLD_BLOCKS / 2; i++)
 		assert_non_null(a[i] = arena_alloc_large(A, cls, 0));
@@ -220,6 +246,8 @@ static void test_hold_keeps_a_dip(void **state)
 	size_t floor_pages = (size_t)16 << (20 - LG_PAGE);
 	assert_true(A->dirty_pages <= floor_pages / 2 + 1);
 	assert_true(arena_is_valid(A));
+	reclaim_cap_stats(&cap_bytes, &hold_bytes);
+	assert_int_equal(hold_bytes, 0);		/* forgotten */
 	arena_dalloc_batch(A, a, HOLD_BLOCKS / 2);
 	reclaim_run(1, 0);
 	atomic_store(&opt_values[OPT_decay_ms], decay);
