@@ -825,7 +825,8 @@ static void print_text(const struct doctor *d, const struct anon_summary *a, int
 				printf("  %s of the %s purged was taken early, over the dirty cap (now %s):\n"
 				       "  active memory swings faster than decay_ms, and the pages purged are\n"
 				       "  faulted in again. If the page faults cost more than the RSS, raise\n"
-				       "  EBB_DIRTY_CAP_PCT (dirty_cap_pct) or EBB_DIRTY_HOLD_MS (dirty_hold_ms).\n",
+				       "  EBB_DIRTY_CAP_PCT (dirty_cap_pct), or EBB_DIRTY_HOLD_MS (dirty_hold_ms)\n"
+				       "  with EBB_DECAY_MS (decay_ms): the hold is at most the decay.\n",
 				       BY(st->purged_cap_bytes, 0), BY(why, 1), BY(st->dirty_cap_bytes, 2));
 		}
 		if (d->has_stats_file)

@@ -132,7 +132,7 @@ if [ -e "$B/libebbmalloc.so" ]; then
 		sleep 0.3	# the stats file is refreshed every 100 ms
 		"$DOCTOR" $pid > "$T/w.txt"
 		grep -q 'was taken early, over the dirty cap' "$T/w.txt" && grep -q 'EBB_DIRTY_CAP_PCT' "$T/w.txt" \
-			&& grep -q 'EBB_DIRTY_HOLD_MS' "$T/w.txt" \
+			&& grep -q 'EBB_DIRTY_HOLD_MS' "$T/w.txt" && grep -q 'the hold is at most the decay' "$T/w.txt" \
 			&& ok "ebbmalloc purging over its cap: the doctor says so and names the options" \
 			|| { fail "cap purges not reported"; cat "$T/w.txt"; }
 	else
