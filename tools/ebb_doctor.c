@@ -648,6 +648,9 @@ static void print_json(const struct doctor *d, const struct anon_summary *a)
 		       "  \"ebb_dirty_bytes\": %" PRIu64 ",\n  \"ebb_mapped_bytes\": %" PRIu64 ",\n"
 		       "  \"ebb_purged_bytes\": %" PRIu64 ",\n", st->allocated_bytes, st->active_bytes,
 		       st->dirty_bytes, st->mapped_bytes, st->purged_bytes);
+		printf("  \"ebb_purged_decay_bytes\": %" PRIu64 ",\n  \"ebb_purged_cap_bytes\": %" PRIu64 ",\n"
+		       "  \"ebb_purged_forced_bytes\": %" PRIu64 ",\n  \"ebb_dirty_cap_bytes\": %" PRIu64 ",\n",
+		       st->purged_decay_bytes, st->purged_cap_bytes, st->purged_forced_bytes, st->dirty_cap_bytes);
 	}
 	printf("  \"arena_limit\": %ld,\n  \"malloc_arena_max_set\": %s,\n", limit,
 	       env_limit ? "true" : "false");

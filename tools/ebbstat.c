@@ -221,7 +221,7 @@ static void print_text(pid_t pid, const char *path, const char *cmd,
 	printf(" (batches/syscalls)\n");
 	printf("       why: decay %s   over the cap %s   forced (trim, pressure) %s\n",
 	       B(0, s->purged_decay_bytes), B(1, s->purged_cap_bytes), B(2, s->purged_forced_bytes));
-	printf("       dirty cap %s, of which the hold %s (what active memory fell by lately)\n",
+	printf("       dirty cap %s, of which %s from the hold (a recent fall of active memory)\n",
 	       B(0, s->dirty_cap_bytes), B(1, s->dirty_hold_bytes));
 	printf("       by node:");
 	for (i = 0; i < s->nnodes; i++)

@@ -135,6 +135,10 @@ if [ -e "$B/libebbmalloc.so" ]; then
 			&& grep -q 'EBB_DIRTY_HOLD_MS' "$T/w.txt" && grep -q 'the hold is at most the decay' "$T/w.txt" \
 			&& ok "ebbmalloc purging over its cap: the doctor says so and names the options" \
 			|| { fail "cap purges not reported"; cat "$T/w.txt"; }
+		"$DOCTOR" --json $pid > "$T/w.json"
+		c=$(jnum "$T/w.json" ebb_purged_cap_bytes); dcy=$(jnum "$T/w.json" ebb_purged_decay_bytes)
+		[ "${c:-0}" -ge $((256 << 20)) ] && [ "$dcy" = 0 ] \
+			&& ok "--json: purged over the cap $c bytes, by decay $dcy" || fail "--json: cap '$c', decay '$dcy'"
 	else
 		fail "heapload swing under ebbmalloc never got ready: $(cat "$T/w.err")"
 	fi

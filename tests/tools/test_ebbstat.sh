@@ -49,7 +49,7 @@ if wait_line "$T/f.out" ready; then
 		&& grep -q 'by node: 0 700/701, 1 300/300' "$T/f.txt" \
 		&& grep -q 'by backend: uring 1000/995, vector 10/6, madvise 0/0' "$T/f.txt" \
 		&& grep -q 'why: decay 512.0 MiB   over the cap 1.5 GiB   forced (trim, pressure) 1.0 MiB' "$T/f.txt" \
-		&& grep -q 'dirty cap 48.0 MiB, of which the hold 16.0 MiB' "$T/f.txt" \
+		&& grep -q 'dirty cap 48.0 MiB, of which 16.0 MiB from the hold' "$T/f.txt" \
 		&& ok "text snapshot shows the figures" || { fail "text snapshot"; cat "$T/f.txt"; }
 
 	"$EBBSTAT" -n 3 $pid 50 > "$T/f3.txt"; rc=$?
