@@ -1,7 +1,8 @@
 # ebbmalloc - top-level Makefile.
 #
 #   make            build/libebbmalloc.so, build/libebbmalloc.a (malloc replaced),
-#                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc), tools
+#                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc),
+#                   build/libebbmalloc-fastfree.so (free does not read the block), tools
 #   make test       every test (unit, stress, real programs under LD_PRELOAD, NUMA VM, tools)
 #   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds and a fuzzing round (.ci/run)
 #   make demo       a JVM churning native memory under glibc and under ebbmalloc, RSS side by side
@@ -53,6 +54,13 @@ EBB_OBJS  := $(patsubst %.c,$(BUILD)/obj/%.o,$(EBB_SRCS))
 HDRS      := $(wildcard include/*.h alloc/*.h alloc/*.def reclaim/*.h numa/*.h)
 
 LIB_SO    := $(BUILD)/libebbmalloc.so
+# The fastfree build: the same library but for a free fast path that does
+# not read the block (alloc/fastpath.h, EBB_FREE_READS_BLOCK=0). Only the
+# two files that inline the fast paths are compiled again.
+FF_SRCS   := alloc/malloc.c alloc/shim.c
+FF_OBJS   := $(filter-out $(patsubst %.c,$(BUILD)/obj/%.o,$(FF_SRCS)),$(CORE_OBJS)) \
+	$(patsubst %.c,$(BUILD)/obj-fastfree/%.o,$(FF_SRCS))
+LIB_FF_SO := $(BUILD)/libebbmalloc-fastfree.so
 LIB_A     := $(BUILD)/libebbmalloc.a
 LIB_EBB_A := $(BUILD)/libebbmalloc-ebb.a
 DEPS_OK   := $(BUILD)/.deps-ok
@@ -60,7 +68,7 @@ DEPS_OK   := $(BUILD)/.deps-ok
 .PHONY: all lib deps test test-unit check demo bench install clean format-check lint
 all: lib
 
-lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A)
+lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A) $(LIB_FF_SO)
 
 # ---- dependencies --------------------------------------------------------
 deps: $(DEPS_OK)
@@ -85,10 +93,20 @@ $(BUILD)/obj/%.o: %.c $(HDRS) | $(DEPS_OK)
 	@[ "$(V)" != 0 ] || echo "  CC  $<"
 	$(Q)$(CC) $(LIB_CFLAGS) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj-fastfree/%.o: %.c $(HDRS) | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" != 0 ] || echo "  CC  $< (fastfree)"
+	$(Q)$(CC) $(LIB_CFLAGS) $(CFLAGS) -DEBB_FREE_READS_BLOCK=0 -c $< -o $@
+
 $(LIB_SO): $(CORE_OBJS)
 	@echo "  LD  $@"
 	$(Q)$(CC) -shared -fPIC -Wl,-soname,libebbmalloc.so -Wl,-z,nodelete $(SANFLAGS) -pthread \
 		-o $@ $(CORE_OBJS) $(LIB_LDLIBS)
+
+$(LIB_FF_SO): $(FF_OBJS)
+	@echo "  LD  $@"
+	$(Q)$(CC) -shared -fPIC -Wl,-soname,libebbmalloc-fastfree.so -Wl,-z,nodelete $(SANFLAGS) -pthread \
+		-o $@ $(FF_OBJS) $(LIB_LDLIBS)
 
 $(LIB_A): $(CORE_OBJS)
 	@echo "  AR  $@"
@@ -104,7 +122,7 @@ $(BUILD)/ebbmalloc.pc: Makefile
 
 install: lib $(BUILD)/ebbmalloc.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(LIB_SO) $(LIB_FF_SO) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(LIB_A) $(LIB_EBB_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/ebbmalloc.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ebbmalloc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/

@@ -4,7 +4,7 @@
  *
  * malloc: size -> class (a table of every small size), pop the thread cache's bin
  * (an array of pointers: the block itself is written once, to clear the
- * double-free key, and never read).
+ * double-free key, and never read; the fastfree build reads it, below).
  * free: radix map -> chunk, page -> class, check that p is a block start
  * of a live run of this node and not already cached (tcache_key), push.
  * Anything unusual (empty or full bin, a foreign pointer, a block of
@@ -17,6 +17,30 @@
 
 #include "internal.h"
 
+/* The double-free key, in one of two builds (README "Two builds", DESIGN.md
+ * invariant 6).
+ *
+ * EBB_FREE_READS_BLOCK 1, libebbmalloc.so: free stores tcache_key in the
+ * block's second word and first reads that word: a second free of a block
+ * that is still cached is caught at once. A free of a block that is not in
+ * the CPU's caches waits for that read (a miss per free where a program
+ * frees blocks it has not touched lately: bench/results/fastfree.md).
+ *
+ * EBB_FREE_READS_BLOCK 0, libebbmalloc-fastfree.so: free only writes the
+ * block (the key in its first word) and checks the one block on top of
+ * the bin; malloc checks the block it hands out, which is in the CPU's
+ * caches as a rule (it was freed lately, or it comes from a refill and is
+ * not checked). A cached block has the key in its first word and not in
+ * its second; a block in an arena has it in its second (put there as it
+ * goes back, by the flush that checks the first), so a second free after
+ * that is caught when malloc would hand the block out again. Stack slots
+ * of blocks from a refill are tagged (bit 0): their words are whatever
+ * the slab held. Cost: a second free is reported by the next malloc of
+ * its class on that thread, not by the free. */
+#ifndef EBB_FREE_READS_BLOCK
+#define EBB_FREE_READS_BLOCK 1
+#endif
+
 EBB_INLINE void *fast_malloc(size_t size)
 {
 	tcache_t *tc = tcache_self();
@@ -24,11 +48,29 @@ EBB_INLINE void *fast_malloc(size_t size)
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;
 		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {
+#if EBB_FREE_READS_BLOCK
 			void **p = t[-1];
 			b->top = t - 1;
 			p[1] = NULL;	/* the double-free key */
 			tcache_exit(tc);
 			return p;
+#else
+			uintptr_t x = (uintptr_t)t[-1];
+			void **p = (void **)(x & ~(uintptr_t)1);
+			/* freed here: the key in the first word, not the second
+			 * (else the slow path reports it) */
+			if (ebb_likely((x & 1) || ((uintptr_t)p[0] == tc->key &&
+						   (uintptr_t)p[1] != tc->key))) {
+				b->top = t - 1;
+				/* top before the words: fork's child checks the
+				 * words of the blocks below the top it sees */
+				ebb_compiler_barrier();
+				p[0] = NULL;
+				p[1] = NULL;
+				tcache_exit(tc);
+				return p;
+			}
+#endif
 		}
 	}
 	return refill_malloc_slow(size);	/* tail call; it calls tcache_exit */
@@ -50,8 +92,17 @@ EBB_INLINE void fast_free(void *ptr)
 		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
 		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
 			       sizeclass_is_block_cls(cls, off) &&
+#if EBB_FREE_READS_BLOCK
 			       (uintptr_t)p[1] != tc->key)) {
+#else
+			       /* an empty stack may start at its region's first slot */
+			       (TBIN_LO(t) == b->lo_empty || t[-1] != p))) {
+#endif
+#if EBB_FREE_READS_BLOCK
 			p[1] = (void *)tc->key;
+#else
+			p[0] = (void *)tc->key;
+#endif
 			t[0] = p;
 			/* slot before top: fork's child flushes the stacks of
 			 * threads stopped anywhere in here */

@@ -443,6 +443,7 @@ struct tcache {
 
 extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
 extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
+extern const int ebb_build_free_reads_block;	/* alloc/fastpath.h: 0 in the fastfree build */
 
 EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 

@@ -10,6 +10,8 @@
 
 #include "fastpath.h"
 
+const int ebb_build_free_reads_block = EBB_FREE_READS_BLOCK;
+
 EBB_EXPORT void *ebb_malloc(size_t size)
 {
 	return fast_malloc(size);

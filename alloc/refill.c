@@ -97,9 +97,10 @@ static void init_phase2_run(void)
 	if (opt(OPT_stats))
 		stats_at_exit_arm();
 	if (opt(OPT_verbose)) {
-		ebb_message("ebbmalloc %d.%d, %s, %u arena(s) per node",
-			    EBBMALLOC_VERSION_MAJOR, EBBMALLOC_VERSION_MINOR, topo_describe(),
-			    arenas_per_node);
+		ebb_message("ebbmalloc %d.%d%s, %s, %u arena(s) per node",
+			    EBBMALLOC_VERSION_MAJOR, EBBMALLOC_VERSION_MINOR,
+			    ebb_build_free_reads_block ? "" : " (fastfree build: free does not read the block)",
+			    topo_describe(), arenas_per_node);
 		options_print();
 		/* the backend is otherwise probed at the first purge; with
 		 * verbose on, probe it now so that start-up names it */
@@ -235,6 +236,34 @@ static void slow_tick(tcache_t *tc)
 }
 
 /* ---- malloc ------------------------------------------------------------------------- */
+/* A small block leaves the allocator: neither of its first two words may
+ * carry the key (alloc/fastpath.h), whichever build this is. */
+static void *block_handout(void *p)
+{
+	((void **)p)[0] = NULL;
+	((void **)p)[1] = NULL;
+	return p;
+}
+
+/* A bin's top block, as the fast path takes it: in the fastfree build a
+ * block freed into the cache must still have the key in its first word
+ * and not in its second (alloc/fastpath.h), or it was handed out, or
+ * given back to its arena, since that free. */
+static void *bin_pop(tcache_t *tc, tbin_t *b)
+{
+	uintptr_t x = (uintptr_t)b->top[-1];
+	void **q = (void **)(x & ~(uintptr_t)1);
+	if (!ebb_build_free_reads_block && !(x & 1) &&
+	    ((uintptr_t)q[0] != tc->key || (uintptr_t)q[1] == tc->key)) {
+		ebb_message("free(): double free %p (or a write to it after free), "
+			    "found by malloc as it was to hand the block out again", (void *)q);
+		abort();
+	}
+	b->top--;
+	ebb_compiler_barrier();	/* top first, as on the fast path */
+	return block_handout(q);
+}
+
 static void *malloc_slow(tcache_t *tc, size_t size)
 {
 	if (ebb_unlikely(atomic_load_explicit(&ebb_inited, memory_order_acquire) != 2))
@@ -255,12 +284,8 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	}
 	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
-	if (tbin_count(b)) {	/* sizes above the fast path's table */
-		void **q = b->top[-1];
-		b->top--;
-		q[1] = NULL;
-		return q;
-	}
+	if (tbin_count(b))	/* sizes above the fast path's table, or a bad block on top */
+		return bin_pop(tc, b);
 	tcache_bin_dry(tc, cls);
 	ebb_check(tbin_count(b) == 0);	/* nothing re-entered: the refill fills an empty stack */
 	if (cls > NSMALL || tbin_max(b) == 0) {
@@ -295,14 +320,19 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 			errno = ENOMEM;
 			return NULL;
 		}
-		((void **)one)[1] = NULL;
-		return one;
+		return block_handout(one);
 	}
 	void **q = b->top[got - 1];
+	if (!ebb_build_free_reads_block)	/* not freed here: their words are the slab's */
+		for (unsigned i = 0; i + 1 < got; i++)
+			b->top[i] = (void *)((uintptr_t)b->top[i] | 1);
 	b->top += got - 1;
-	q[1] = NULL;
-	return q;
+	return block_handout(q);
 out:
+	/* page runs too, in the fastfree build (they are cached up to 256
+	 * KiB); the default build leaves a new run's first page untouched */
+	if (p && (cls <= NSMALL || !ebb_build_free_reads_block))
+		block_handout(p);
 	if (!p)
 		errno = ENOMEM;
 	return p;
@@ -333,7 +363,7 @@ void *refill_malloc_slow(size_t size)
 static int bin_contains(tbin_t *b, void *p)
 {
 	for (void **s = tbin_base(b); s < b->top; s++)
-		if (*s == p)
+		if (((uintptr_t)*s & ~(uintptr_t)1) == (uintptr_t)p)	/* tagged or not */
 			return 1;
 	return 0;
 }
@@ -364,7 +394,10 @@ static void free_slow(tcache_t *tc, void *p)
 	}
 	if (!chunk_is_block_start(c, pg, cls, p))
 		ebb_fatal_ptr("free", "invalid pointer", p);
-	if (((uintptr_t *)p)[1] == tcache_key) {
+	/* the key: in the second word of a block cached or in an arena; in
+	 * the fastfree build, in the first word of a cached one */
+	if (((uintptr_t *)p)[1] == tcache_key ||
+	    (!ebb_build_free_reads_block && ((uintptr_t *)p)[0] == tcache_key)) {
 		/* cached blocks carry the key: is p in our cache already, or
 		 * back in its slab? Otherwise the key was a coincidence or
 		 * another thread's cache holds it (not detectable cheaply). */
@@ -405,7 +438,7 @@ static void free_slow(tcache_t *tc, void *p)
 		arena_dalloc_batch(c->arena, &p, 1);
 		return;
 	}
-	((void **)p)[1] = (void *)tcache_key;
+	((void **)p)[ebb_build_free_reads_block ? 1 : 0] = (void *)tcache_key;
 	b->top[0] = p;
 	ebb_compiler_barrier();	/* slot before top, as on the fast path */
 	b->top++;
@@ -493,6 +526,8 @@ void *refill_aligned(size_t align, size_t size)
 	void *p = arena_alloc_large(thread_arena(tc), cls, align);
 	if (!p)
 		errno = ENOMEM;
+	else if (!ebb_build_free_reads_block)	/* as malloc_slow's page runs */
+		block_handout(p);
 	return p;
 }
 

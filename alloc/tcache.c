@@ -9,7 +9,10 @@
  * most of the p99.9 of bench/latency.c, and every flush read each block's
  * link). A cached block's second word holds tcache_key, written by free, so
  * that a second free of a cached block is noticed on the fast path and
- * confirmed on the slow path; malloc clears it. A bin holds at most
+ * confirmed on the slow path; malloc clears it. (The fastfree build keeps
+ * the key in the first word, tags refilled blocks' slots, and checks at
+ * malloc and at the flush instead: alloc/fastpath.h, bin_release_prepare.)
+ * A bin holds at most
  * its max blocks, and the maxima are kept such that all bins together
  * hold at most tcache_max_bytes (see "limits" below).
  *
@@ -34,6 +37,7 @@
  * reads published counters only).
  */
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -631,6 +635,33 @@ void tcache_return_blocks(unsigned cls, void **blocks, unsigned n)
 
 _Atomic uint64_t tcache_flush_count;
 
+/* The fastfree build (alloc/fastpath.h): a bin's blocks are about to go
+ * back to their arenas. A refilled block's slot loses its tag; a freed
+ * one must still have the key in its first word and not in its second
+ * (else it was handed out again, or given back, since its free: a second
+ * free), and the key moves to its second word, which marks a block in an
+ * arena. Duplicates within the batch fail at the second copy. */
+static void bin_release_prepare(void **blocks, unsigned n)
+{
+	if (ebb_build_free_reads_block)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t x = (uintptr_t)blocks[i];
+		if (x & 1) {
+			blocks[i] = (void *)(x - 1);
+			continue;
+		}
+		void **q = (void **)x;
+		if ((uintptr_t)q[0] != tcache_key || (uintptr_t)q[1] == tcache_key) {
+			ebb_message("free(): double free %p (or a write to it after free), "
+				    "found as the thread cache gave it back", (void *)q);
+			abort();
+		}
+		q[0] = NULL;
+		q[1] = (void *)tcache_key;
+	}
+}
+
 /* Invariant walker: the stacks lie in class order within the slot region,
  * none overlapping the next; each holds count <= max distinct blocks, each
  * a live block (its slab bit set, or its page run allocated) of the bin's
@@ -654,7 +685,14 @@ int tcache_is_valid(const tcache_t *tc)
 			return 0;
 		used = (size_t)(base - tc->slots) + max;
 		for (unsigned i = 0; i < n; i++) {
-			void *p = base[i];
+			uintptr_t x = (uintptr_t)base[i];
+			void *p = (void *)(x & ~(uintptr_t)1);
+			/* only the fastfree build tags slots; there a freed
+			 * block has the key in its first word, not its second
+			 * (a refilled one, tagged, has the slab's words) */
+			if (ebb_build_free_reads_block ? (x & 1) != 0
+			    : !(x & 1) && (((uintptr_t *)p)[0] != tcache_key || ((uintptr_t *)p)[1] == tcache_key))
+				return 0;
 			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
 				return 0;
 			chunk_t *ch = chunk_of(p);
@@ -666,7 +704,7 @@ int tcache_is_valid(const tcache_t *tc)
 			if (ch->node != tc->node || !arena_block_is_live(p, c))
 				return 0;
 			for (unsigned j = 0; j < i; j++)	/* cached once */
-				if (base[j] == p)
+				if (((uintptr_t)base[j] & ~(uintptr_t)1) == (uintptr_t)p)
 					return 0;
 		}
 	}
@@ -728,6 +766,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		/* p[1] keeps tcache_key: a later free of a block takes the
 		 * slow path, which finds it free in its slab (double free) */
 		if (keep != 0) {	/* the bottom ones where they lie, the rest down */
+			bin_release_prepare(base, drop);
 			tcache_return_blocks(cls, base, drop);
 			memmove(base, base + drop, (n - drop) * sizeof(void *));
 		}
@@ -735,8 +774,10 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		b->top = base + n;
 		ebb_compiler_barrier();
 		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
-		if (keep == 0)		/* all of it: from the top, nothing moved */
+		if (keep == 0) {	/* all of it: from the top, nothing moved */
+			bin_release_prepare(base + n, drop);
 			tcache_return_blocks(cls, base + n, drop);
+		}
 		ebb_check(tbin_count(b) == n);	/* nothing re-entered: the slots were ours */
 	}
 	if (b->low > n)

@@ -1,7 +1,7 @@
 /*
  * ebbrun.c - run a command with ebbmalloc preloaded and options set.
  *
- *   ebbrun [-o key=value]... [--lib PATH] [-v] -- command [args...]
+ *   ebbrun [-o key=value]... [--lib PATH | --fastfree] [-v] -- command [args...]
  *
  * Sets LD_PRELOAD=<libebbmalloc.so>[:<existing LD_PRELOAD>] and appends each
  * -o key=value to EBB_CONF (after what the environment already has, so the
@@ -9,7 +9,8 @@
  * execs the command: the command keeps ebbrun's pid. The library is found,
  * in this order: --lib PATH; $EBBRUN_LIB; ../libebbmalloc.so next to this
  * binary (build/tools/ebbrun -> build/libebbmalloc.so); ../lib/libebbmalloc.so
- * (PREFIX/bin/ebbrun -> PREFIX/lib/libebbmalloc.so). The path is made
+ * (PREFIX/bin/ebbrun -> PREFIX/lib/libebbmalloc.so); --fastfree looks for
+ * libebbmalloc-fastfree.so in the same places. The path is made
  * absolute so the command may chdir. Option names and values are checked by
  * the library, which warns about the ones it does not know.
  */
@@ -25,7 +26,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ebbrun [-o key=value]... [--lib PATH] [-v] -- command [args...]\n"
+		"usage: ebbrun [-o key=value]... [--lib PATH | --fastfree] [-v] -- command [args...]\n"
 		"\n"
 		"Runs command with ebbmalloc preloaded (LD_PRELOAD) and options set\n"
 		"(each -o key=value is appended to EBB_CONF).\n"
@@ -34,6 +35,9 @@ static void usage(FILE *f)
 		"                 -o stats_file=/tmp/ebb.%%p (live stats for ebbstat)\n"
 		"  --lib PATH     the libebbmalloc.so to preload (default: next to ebbrun,\n"
 		"                 ../libebbmalloc.so or ../lib/libebbmalloc.so; or $EBBRUN_LIB)\n"
+		"  --fastfree     preload libebbmalloc-fastfree.so from there instead (free\n"
+		"                 does not read the block; a double free is caught by the\n"
+		"                 next malloc of its size: README, \"Two builds\")\n"
 		"  -v             print the LD_PRELOAD and EBB_CONF that are set\n"
 		"  -h, --help     this text\n"
 		"\n"
@@ -41,10 +45,9 @@ static void usage(FILE *f)
 }
 
 /* The library next to our own binary, or installed beside it. */
-static int find_lib(char *out, size_t len)
+static int find_lib(char *out, size_t len, const char *name)
 {
-	static const char *const rel[] = { "../libebbmalloc.so", "../lib/libebbmalloc.so",
-					   "libebbmalloc.so" };
+	static const char *const rel[] = { "..", "../lib", "." };
 	char self[PATH_MAX], cand[PATH_MAX + 32];
 	ssize_t n;
 	char *slash;
@@ -59,7 +62,7 @@ static int find_lib(char *out, size_t len)
 		return -ENOENT;
 	*slash = '\0';
 	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-		snprintf(cand, sizeof(cand), "%s/%s", self, rel[i]);
+		snprintf(cand, sizeof(cand), "%s/%s/%s", self, rel[i], name);
 		if (access(cand, R_OK) == 0 && realpath(cand, out) && strlen(out) < len)
 			return 0;
 	}
@@ -72,7 +75,8 @@ int main(int argc, char **argv)
 	char libpath[PATH_MAX];
 	char *conf = NULL, *preload;
 	size_t conflen = 0;
-	int verbose = 0, i;
+	int verbose = 0, fastfree = 0, i;
+	const char *name;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -85,6 +89,8 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "-v")) {
 			verbose = 1;
+		} else if (!strcmp(a, "--fastfree")) {
+			fastfree = 1;
 		} else if (!strcmp(a, "--lib") || !strncmp(a, "--lib=", 6)) {
 			if (a[5] == '=')
 				lib = a + 6;
@@ -132,17 +138,22 @@ int main(int argc, char **argv)
 		goto bad;
 	}
 
-	if (!lib)
+	if (lib && fastfree) {
+		fprintf(stderr, "ebbrun: --lib and --fastfree name two libraries: pass one\n");
+		return 2;
+	}
+	name = fastfree ? "libebbmalloc-fastfree.so" : "libebbmalloc.so";
+	if (!lib && !fastfree)
 		lib = getenv("EBBRUN_LIB");
 	if (lib) {
 		if (access(lib, R_OK) != 0 || !realpath(lib, libpath)) {
 			fprintf(stderr, "ebbrun: %s: %s\n", lib, strerror(errno));
 			return 1;
 		}
-	} else if (find_lib(libpath, sizeof(libpath)) != 0) {
-		fprintf(stderr, "ebbrun: libebbmalloc.so not found next to ebbrun "
-			"(../libebbmalloc.so, ../lib/libebbmalloc.so); build it with "
-			"`make lib` or pass --lib PATH\n");
+	} else if (find_lib(libpath, sizeof(libpath), name) != 0) {
+		fprintf(stderr, "ebbrun: %s not found next to ebbrun "
+			"(../%s, ../lib/%s); build it with `make lib` or pass --lib PATH\n",
+			name, name, name);
 		return 1;
 	}
 

@@ -5,7 +5,8 @@
 # warnings for malformed or unknown EBB_* settings and EBB_VERBOSE
 # (options.sh), ebb_ctl in a running process (ctl.sh, ctl_live.c), and
 # the names of ebbmalloc's mappings, or silence where the kernel refuses
-# them (named.sh, named_maps.c).
+# them (named.sh, named_maps.c). test-integration-fastfree runs most of
+# them again under build/libebbmalloc-fastfree.so.
 # EBB_TEST_PRELOAD picks the library (default build/libebbmalloc.so; e.g.
 # /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 validates the harness, "none"
 # compares glibc with itself). About 2-3 minutes on 2 cores.
@@ -58,3 +59,14 @@ $(INTEG_DIR)/named_maps: tests/integration/named_maps.c | $(DEPS_OK)
 test-integration: $(INTEG_DEPS_OK) $(INTEG_DIR)/ctor_dlsym $(INTEG_DIR)/ctl_live $(INTEG_DIR)/named_maps $(INTEG_LIB_DEP)
 	$(Q)tests/run_tests.sh integration 300 $(addprefix tests/integration/,$(addsuffix .sh,$(INTEG_SCRIPTS)))
 test: test-integration
+
+# The fastfree build (Makefile) under the same real programs, and start-up
+# and EBB_VERBOSE (which names the build): its malloc reads the words of
+# blocks it hands out and its flushes check them, so a hand-out path that
+# left the key behind would abort a correct program here.
+INTEG_FF_SCRIPTS := startup options python java gcc git sqlite perl sort
+.PHONY: test-integration-fastfree
+test-integration-fastfree: $(INTEG_DEPS_OK) $(INTEG_DIR)/ctor_dlsym $(LIB_FF_SO)
+	$(Q)EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) tests/run_tests.sh integration-fastfree 300 \
+		$(addprefix tests/integration/,$(addsuffix .sh,$(INTEG_FF_SCRIPTS)))
+test: test-integration-fastfree

@@ -169,6 +169,17 @@ static inline int stress_is_ebbmalloc(void)
 	return strcmp(stress_allocator(), "ebbmalloc") == 0;
 }
 
+/* ebbmalloc's fastfree build (libebbmalloc-fastfree.so): told by the file
+ * the allocator was loaded from, not by anything the harness sets. */
+static inline int stress_is_fastfree(void)
+{
+	Dl_info info;
+	void *sym = dlsym(RTLD_DEFAULT, "ebb_malloc");
+
+	return sym && dladdr(sym, &info) && info.dli_fname &&
+	       strstr(info.dli_fname, "libebbmalloc-fastfree") != NULL;
+}
+
 static inline int stress_is_glibc(void)
 {
 	return strcmp(stress_allocator(), "glibc") == 0;

@@ -33,7 +33,8 @@ stress-bins: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so
 # The canary runs once per reclaim backend with freed pages purged at once;
 # oom_stress runs under a 2 GiB address-space limit (issue 8); fork_stress
 # runs again with the reclaim thread purging all the time (issue 4, point 7).
-test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP)
+# The fastfree build (Makefile) runs bad_input, mt_stress and fork_stress too.
+test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP) $(LIB_FF_SO)
 	$(Q)tests/run_tests.sh stress 120 \
 		"tests/stress/selftest.sh $(STRESS_DIR)" \
 		"$(STRESS_PRE) $(STRESS_DIR)/bad_input" \
@@ -45,5 +46,8 @@ test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP)
 		"ulimit -v 2097152 && $(STRESS_PRE) $(STRESS_DIR)/oom_stress" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=uring $(STRESS_PRE) $(STRESS_DIR)/canary" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=vector $(STRESS_PRE) $(STRESS_DIR)/canary" \
-		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(STRESS_PRE) $(STRESS_DIR)/canary"
+		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(STRESS_PRE) $(STRESS_DIR)/canary" \
+		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/bad_input" \
+		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
+		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/fork_stress"
 test: test-stress

@@ -4,7 +4,7 @@
 # itself in the build and the installed layouts, passes the exit status on,
 # and refuses bad arguments. The library preloaded here is a no-op .so
 # (libnoop.so) so this test checks ebbrun, not the allocator; the last check
-# runs the real build/libebbmalloc.so.
+# runs the real build/libebbmalloc.so (and build/libebbmalloc-fastfree.so).
 . "$(dirname "$0")/lib.sh"
 
 env_of() { tr '\0' '\n' < "/proc/$1/environ" | sed -n "s/^$2=//p"; }
@@ -43,6 +43,17 @@ out=$(cd "$T" && env -u EBB_CONF "$EBBRUN" --lib other.so -- sh -c 'echo "P=$LD_
 out=$(EBBRUN_LIB="$T/other.so" "$EBBRUN" -- sh -c 'echo "$LD_PRELOAD"')
 [ "$out" = "$T/other.so" ] && ok "\$EBBRUN_LIB used" || fail "EBBRUN_LIB: got '$out'"
 
+# --fastfree: libebbmalloc-fastfree.so from the same places, even with
+# $EBBRUN_LIB set; refused with --lib, and a clear error when missing
+cp "$NOOPLIB" "$T/inst/lib/libebbmalloc-fastfree.so"
+out=$(EBBRUN_LIB="$T/other.so" "$T/inst/bin/ebbrun" --fastfree -- sh -c 'echo "$LD_PRELOAD"')
+[ "$out" = "$T/inst/lib/libebbmalloc-fastfree.so" ] && ok "--fastfree: installed layout, $out" || fail "--fastfree: got '$out'"
+"$EBBRUN" --fastfree --lib "$NOOPLIB" -- true 2> "$T/e5"; rc=$?
+[ $rc = 2 ] && grep -q 'pass one' "$T/e5" && ok "--fastfree with --lib refused" || fail "--fastfree --lib: rc $rc, $(cat "$T/e5")"
+"$T/build/tools/ebbrun" --fastfree -- true 2> "$T/e6"; rc=$?
+[ $rc != 0 ] && grep -q 'libebbmalloc-fastfree.so not found' "$T/e6" && ok "--fastfree without the library: clear error" \
+	|| fail "--fastfree missing: rc $rc, $(cat "$T/e6")"
+
 # exit status and errors
 "$EBBRUN" --lib "$NOOPLIB" -- sh -c 'exit 7'; rc=$?
 [ $rc = 7 ] && ok "exit status passed on" || fail "exit status $rc, want 7"
@@ -67,4 +78,7 @@ if [ -e "$B/libebbmalloc.so" ]; then
 else
 	fail "$B/libebbmalloc.so does not exist (run make lib)"
 fi
+out=$("$EBBRUN" --fastfree -o verbose=1 -- sh -c 'echo "$LD_PRELOAD"' 2> "$T/e7")
+[ "$out" = "$B/libebbmalloc-fastfree.so" ] && grep -q '(fastfree build' "$T/e7" && ok "build/libebbmalloc-fastfree.so preloaded with --fastfree, and says so" \
+	|| fail "--fastfree real library: got '$out', $(head -c 300 "$T/e7")"
 finish

@@ -52,6 +52,6 @@ $(BUILD)/tests/tools/libnoop.so: tests/tools/noop_preload.c | $(DEPS_OK)
 	$(Q)$(CC) $(TOOLS_HELPER_CFLAGS) -shared -fPIC -o $@ $<
 
 .PHONY: test-tools
-test-tools: $(TOOLS_TEST_BINS) $(TOOLS_TEST_HELPERS) $(LIB_SO) | $(TOOLS_TEST_DEPS)
+test-tools: $(TOOLS_TEST_BINS) $(TOOLS_TEST_HELPERS) $(LIB_SO) $(LIB_FF_SO) | $(TOOLS_TEST_DEPS)
 	$(Q)BUILD=$(BUILD) tests/run_tests.sh tools $(TEST_TIMEOUT) $(TOOLS_TEST_SCRIPTS)
 test: test-tools
