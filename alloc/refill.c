@@ -415,6 +415,10 @@ static void free_slow(tcache_t *tc, void *p)
 		arena_dalloc_batch(c->arena, &p, 1);
 		return;
 	}
+	/* before the node test: the tick may move the thread to another node
+	 * (tcache_set_node), and a block of the old node must not be cached
+	 * in the new node's bins (EBB_NUMA_FAKE=2 under DEBUG=3 caught it) */
+	slow_tick(tc);
 	if (c->node != tc->node) {
 		/* another node's block goes home (never into this thread's
 		 * bins, where this node's threads would reuse it), with others
@@ -429,7 +433,6 @@ static void free_slow(tcache_t *tc, void *p)
 		}
 		return;
 	}
-	slow_tick(tc);
 	tbin_t *b = &tc->bins[cls];
 	if (tbin_count(b) >= tbin_max(b))
 		tcache_bin_overflow(tc, cls);

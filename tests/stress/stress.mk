@@ -34,6 +34,9 @@ stress-bins: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so
 # oom_stress runs under a 2 GiB address-space limit (issue 8); fork_stress
 # runs again with the reclaim thread purging all the time (issue 4, point 7).
 # The fastfree build (Makefile) runs bad_input, mt_stress and fork_stress too.
+# mt_stress runs again on two fake NUMA nodes, where threads move between
+# nodes and free each other's blocks: under DEBUG=3 (make check) the cache
+# walker checks that no thread caches a block of a node it has left.
 test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP) $(LIB_FF_SO)
 	$(Q)tests/run_tests.sh stress 120 \
 		"tests/stress/selftest.sh $(STRESS_DIR)" \
@@ -47,6 +50,8 @@ test-stress: $(STRESS_BINS) $(STRESS_DIR)/broken_malloc.so $(STRESS_LIB_DEP) $(L
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=uring $(STRESS_PRE) $(STRESS_DIR)/canary" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=vector $(STRESS_PRE) $(STRESS_DIR)/canary" \
 		"EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(STRESS_PRE) $(STRESS_DIR)/canary" \
+		"EBB_NUMA_FAKE=2 $(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
+		"EBB_NUMA_FAKE=2 EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
 		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/bad_input" \
 		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/mt_stress" \
 		"EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) $(STRESS_PRE) $(STRESS_DIR)/fork_stress"
