@@ -346,11 +346,8 @@ static int case_double_free_adjacent(void)
 	return 0;
 }
 
-/* The same, then the mallocs that hand the blocks out again: ebbmalloc's
- * fastfree build, which lets the second free through, must stop at the
- * malloc that would hand p out a second time (the default build and
- * glibc stop at the free). */
-static int case_double_free_then_malloc(void)
+/* p, then three other blocks, then p again */
+static void free_p_twice_interleaved(void)
 {
 	void *p = malloc(V(64)), *q = malloc(V(64)), *r = malloc(V(100)), *s = malloc(V(64));
 
@@ -361,8 +358,29 @@ static int case_double_free_then_malloc(void)
 	free(r);
 	free(s);
 	free(p);
+}
+
+/* what the cases below do after a second free: take 64-byte blocks again */
+static void malloc_64_again(void)
+{
 	for (int i = 0; i < 8; i++)
 		memset(malloc(V(64)), 0x66, 64);
+}
+
+static int case_double_free_interleaved(void)
+{
+	free_p_twice_interleaved();
+	return 0;
+}
+
+/* The same, then the mallocs that hand the blocks out again: ebbmalloc's
+ * fastfree build, which lets the second free through, must stop at the
+ * malloc that would hand p out a second time (the default build and
+ * glibc stop at the free). */
+static int case_double_free_then_malloc(void)
+{
+	free_p_twice_interleaved();
+	malloc_64_again();
 	return 0;
 }
 
@@ -378,8 +396,7 @@ static int case_double_free_after_trim(void)
 	free(p);
 	malloc_trim(0);
 	free(p);
-	for (int i = 0; i < 8; i++)
-		memset(malloc(V(64)), 0x66, 64);
+	malloc_64_again();
 	free(keep);
 	return 0;
 }
@@ -405,22 +422,7 @@ static int case_double_free_cross_thread(void)
 	free(p);
 	if (pthread_create(&t, NULL, free_it, p) != 0 || pthread_join(t, NULL) != 0)
 		return printf("FAIL pthread_create\n"), 1;
-	for (int i = 0; i < 8; i++)
-		memset(malloc(V(64)), 0x66, 64);
-	return 0;
-}
-
-static int case_double_free_interleaved(void)
-{
-	void *p = malloc(V(64)), *q = malloc(V(64)), *r = malloc(V(100)), *s = malloc(V(64));
-
-	memset(p, 0x55, 64);
-	say_ptr(p);
-	free(p);
-	free(q);
-	free(r);
-	free(s);
-	free(p);
+	malloc_64_again();
 	return 0;
 }
 
