@@ -56,14 +56,23 @@ EBB_INLINE void *fast_malloc(size_t size)
 			return p;
 #else
 			uintptr_t x = (uintptr_t)t[-1];
-			void **p = (void **)(x & ~(uintptr_t)1);
-			/* freed here: the key in the first word, not the second
-			 * (else the slow path reports it) */
-			if (ebb_likely((x & 1) || ((uintptr_t)p[0] == tc->key &&
-						   (uintptr_t)p[1] != tc->key))) {
+			void **p = (void **)x;
+			if (ebb_likely(!(x & 1))) {
+				/* freed here: the key in the first word, not
+				 * the second (else the slow path reports it) */
+				if (ebb_likely((uintptr_t)p[0] == tc->key &&
+					       (uintptr_t)p[1] != tc->key)) {
+					b->top = t - 1;
+					/* top before the word: fork's child checks
+					 * the blocks below the top it sees */
+					ebb_compiler_barrier();
+					p[0] = NULL;	/* handed out: no key */
+					tcache_exit(tc);
+					return p;
+				}
+			} else {	/* from a refill: the slab's words */
+				p = (void **)(x - 1);
 				b->top = t - 1;
-				/* top before the words: fork's child checks the
-				 * words of the blocks below the top it sees */
 				ebb_compiler_barrier();
 				p[0] = NULL;
 				p[1] = NULL;
@@ -95,8 +104,7 @@ EBB_INLINE void fast_free(void *ptr)
 #if EBB_FREE_READS_BLOCK
 			       (uintptr_t)p[1] != tc->key)) {
 #else
-			       /* an empty stack may start at its region's first slot */
-			       (TBIN_LO(t) == b->lo_empty || t[-1] != p))) {
+			       t[-1] != p)) {	/* readable: no stack starts at slot 0 */
 #endif
 #if EBB_FREE_READS_BLOCK
 			p[1] = (void *)tc->key;

@@ -109,7 +109,9 @@ static void **slots_get(void)
 			remote_off[c] = (uint16_t)remote_slots;
 			remote_slots += remote_cap[c];
 		}
-		slot_region_slots = n ? n : 1;
+		/* slot 0 holds no stack: the slot below any bin's top can be
+		 * read (the fastfree build's free compares it with the block) */
+		slot_region_slots = n + 1;
 	}
 	void **r = slot_free_regions;
 	if (r)
@@ -310,7 +312,7 @@ static void bin_limits(tcache_t *tc)
 					    (size_t)opt(OPT_tcache_total_bytes))
 			inherit = -1;
 	}
-	size_t off = 0;
+	size_t off = 1;		/* past slot 0 (slots_get) */
 	tc->bound_bytes = 0;
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		tbin_t *b = &tc->bins[c];
@@ -673,7 +675,7 @@ int tcache_is_valid(const tcache_t *tc)
 		return 1;
 	if (tc->bound_bytes > (size_t)opt(OPT_tcache_max_bytes))
 		return 0;
-	size_t bound = 0, used = 0;
+	size_t bound = 0, used = 1;	/* slot 0 holds no stack */
 	for (unsigned c = 0; c <= NCLASS; c++) {
 		const tbin_t *b = &tc->bins[c];
 		unsigned n = tbin_count(b), max = tbin_max(b);
