@@ -3,7 +3,9 @@
 # 6 and 7) on real processes. Most programs run with build/libebbmalloc.so
 # preloaded and reach ebb_stats/ebb_ctl through dlsym; numa_fake links
 # build/libebbmalloc-ebb.a. Scripts: tests/reclaim/*.sh (lib.sh sets the
-# paths). Whole suite: about 2-3 minutes on 2 cores.
+# paths). The idle-flush canary runs under the fastfree build too (the
+# reclaim thread's flushes check and mark the blocks there). Whole suite:
+# about 2-3 minutes on 2 cores.
 RECLAIM_DIR     := $(BUILD)/tests/reclaim
 RECLAIM_PRELOAD_PROGS := inv2_churn trim_rss decay fork_busy idle_canary parked stats_check dirty_cap
 RECLAIM_BINS    := $(addprefix $(RECLAIM_DIR)/,$(RECLAIM_PRELOAD_PROGS)) $(RECLAIM_DIR)/numa_fake \
@@ -55,7 +57,7 @@ $(RECLAIM_DIR)/TrimNative.class: tests/reclaim/TrimNative.java | $(RECLAIM_DEPS_
 reclaim-bins: $(RECLAIM_BINS)
 
 ifeq ($(SAN),)
-test-reclaim: $(RECLAIM_BINS) $(RECLAIM_DEPS_OK) $(LIB_SO)
+test-reclaim: $(RECLAIM_BINS) $(RECLAIM_DEPS_OK) $(LIB_SO) $(LIB_FF_SO)
 	$(Q)$(RECLAIM_RUN) tests/run_tests.sh reclaim 120 \
 		"tests/reclaim/inv2.sh uring" \
 		"tests/reclaim/inv2.sh vector" \
@@ -72,6 +74,7 @@ test-reclaim: $(RECLAIM_BINS) $(RECLAIM_DEPS_OK) $(LIB_SO)
 		"tests/reclaim/fork_busy.sh auto" \
 		"tests/reclaim/fork_busy.sh uring" \
 		"tests/reclaim/idle_canary.sh" \
+		"RECLAIM_LIB=$(abspath $(LIB_FF_SO)) tests/reclaim/idle_canary.sh" \
 		"tests/reclaim/parked.sh" \
 		"tests/reclaim/numa_fake.sh on" \
 		"tests/reclaim/numa_fake.sh off" \
