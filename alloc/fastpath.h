@@ -57,11 +57,9 @@ EBB_INLINE void *fast_malloc(size_t size)
 #else
 			uintptr_t x = (uintptr_t)t[-1];
 			void **p = (void **)x;
-			if (ebb_likely(!(x & 1))) {
-				/* freed here: the key in the first word, not
-				 * the second (else the slow path reports it) */
-				if (ebb_likely((uintptr_t)p[0] == tc->key &&
-					       (uintptr_t)p[1] != tc->key)) {
+			if (ebb_likely(!(x & SLOT_FRESH))) {
+				/* else the slow path reports it */
+				if (ebb_likely(block_freed_here(p, tc->key))) {
 					b->top = t - 1;
 					/* top before the word: fork's child checks
 					 * the blocks below the top it sees */
@@ -71,7 +69,7 @@ EBB_INLINE void *fast_malloc(size_t size)
 					return p;
 				}
 			} else {	/* from a refill: the slab's words */
-				p = (void **)(x - 1);
+				p = slot_block(p);
 				b->top = t - 1;
 				ebb_compiler_barrier();
 				p[0] = NULL;

@@ -445,6 +445,22 @@ extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
 extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
 extern const int ebb_build_free_reads_block;	/* alloc/fastpath.h: 0 in the fastfree build */
 
+/* The fastfree build (alloc/fastpath.h): a stack slot of a block from a
+ * refill is tagged with bit 0; a block freed into a cache has the key in
+ * its first word and not in its second (which marks a block in an arena). */
+#define SLOT_FRESH ((uintptr_t)1)
+EBB_INLINE void *slot_block(const void *slot)
+{
+	return (void *)((uintptr_t)slot & ~SLOT_FRESH);
+}
+EBB_INLINE int block_freed_here(const void *p, uintptr_t key)
+{
+	return ebb_likely(((const uintptr_t *)p)[0] == key) && ebb_likely(((const uintptr_t *)p)[1] != key);
+}
+/* ... and one that is not: a second free (or a write after free), found
+ * by `by`. One line, then abort. */
+EBB_COLD __attribute__((noreturn)) void tcache_fatal_second_free(const void *p, const char *by);
+
 EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 
 /* The idle-flush handshake (tcache.c): the owner adds 1 to its gate on

@@ -245,20 +245,23 @@ static void *block_handout(void *p)
 	return p;
 }
 
+/* A page run leaves the allocator: the fastfree build caches page runs too
+ * (up to 256 KiB), so it clears their words; the default build leaves a
+ * new run's first page untouched. */
+static void *run_handout(void *p)
+{
+	return ebb_build_free_reads_block ? p : block_handout(p);
+}
+
 /* A bin's top block, as the fast path takes it: in the fastfree build a
  * block freed into the cache must still have the key in its first word
  * and not in its second (alloc/fastpath.h), or it was handed out, or
  * given back to its arena, since that free. */
 static void *bin_pop(tcache_t *tc, tbin_t *b)
 {
-	uintptr_t x = (uintptr_t)b->top[-1];
-	void **q = (void **)(x & ~(uintptr_t)1);
-	if (!ebb_build_free_reads_block && !(x & 1) &&
-	    ((uintptr_t)q[0] != tc->key || (uintptr_t)q[1] == tc->key)) {
-		ebb_message("free(): double free %p (or a write to it after free), "
-			    "found by malloc as it was to hand the block out again", (void *)q);
-		abort();
-	}
+	void **q = slot_block(b->top[-1]);
+	if (!ebb_build_free_reads_block && q == b->top[-1] && !block_freed_here(q, tc->key))
+		tcache_fatal_second_free(q, "malloc as it was to hand the block out again");
 	b->top--;
 	ebb_compiler_barrier();	/* top first, as on the fast path */
 	return block_handout(q);
@@ -325,17 +328,15 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 	void **q = b->top[got - 1];
 	if (!ebb_build_free_reads_block)	/* not freed here: their words are the slab's */
 		for (unsigned i = 0; i + 1 < got; i++)
-			b->top[i] = (void *)((uintptr_t)b->top[i] | 1);
+			b->top[i] = (void *)((uintptr_t)b->top[i] | SLOT_FRESH);
 	b->top += got - 1;
 	return block_handout(q);
 out:
-	/* page runs too, in the fastfree build (they are cached up to 256
-	 * KiB); the default build leaves a new run's first page untouched */
-	if (p && (cls <= NSMALL || !ebb_build_free_reads_block))
-		block_handout(p);
-	if (!p)
+	if (!p) {
 		errno = ENOMEM;
-	return p;
+		return NULL;
+	}
+	return cls <= NSMALL ? block_handout(p) : run_handout(p);
 }
 
 /* The slow paths' entry, inside the gate the fast path entered: wait out
@@ -363,7 +364,7 @@ void *refill_malloc_slow(size_t size)
 static int bin_contains(tbin_t *b, void *p)
 {
 	for (void **s = tbin_base(b); s < b->top; s++)
-		if (((uintptr_t)*s & ~(uintptr_t)1) == (uintptr_t)p)	/* tagged or not */
+		if (slot_block(*s) == p)	/* tagged or not */
 			return 1;
 	return 0;
 }
@@ -527,11 +528,11 @@ void *refill_aligned(size_t align, size_t size)
 	unsigned cls = sizeclass_of(size > SMALL_MAX ? size : SMALL_MAX + 1);
 	tcache_t *tc = tcache_self();
 	void *p = arena_alloc_large(thread_arena(tc), cls, align);
-	if (!p)
+	if (!p) {
 		errno = ENOMEM;
-	else if (!ebb_build_free_reads_block)	/* as malloc_slow's page runs */
-		block_handout(p);
-	return p;
+		return NULL;
+	}
+	return run_handout(p);
 }
 
 void *refill_realloc(void *p, size_t size)

@@ -643,22 +643,24 @@ _Atomic uint64_t tcache_flush_count;
  * (else it was handed out again, or given back, since its free: a second
  * free), and the key moves to its second word, which marks a block in an
  * arena. Duplicates within the batch fail at the second copy. */
+void tcache_fatal_second_free(const void *p, const char *by)
+{
+	ebb_message("free(): double free %p (or a write to it after free), found by %s", p, by);
+	abort();
+}
+
 static void bin_release_prepare(void **blocks, unsigned n)
 {
 	if (ebb_build_free_reads_block)
 		return;
 	for (unsigned i = 0; i < n; i++) {
-		uintptr_t x = (uintptr_t)blocks[i];
-		if (x & 1) {
-			blocks[i] = (void *)(x - 1);
+		void **q = slot_block(blocks[i]);
+		if (q != blocks[i]) {		/* refilled, never handed out */
+			blocks[i] = q;
 			continue;
 		}
-		void **q = (void **)x;
-		if ((uintptr_t)q[0] != tcache_key || (uintptr_t)q[1] == tcache_key) {
-			ebb_message("free(): double free %p (or a write to it after free), "
-				    "found as the thread cache gave it back", (void *)q);
-			abort();
-		}
+		if (!block_freed_here(q, tcache_key))
+			tcache_fatal_second_free(q, "the thread cache as it gave the block back");
 		q[0] = NULL;
 		q[1] = (void *)tcache_key;
 	}
@@ -687,13 +689,12 @@ int tcache_is_valid(const tcache_t *tc)
 			return 0;
 		used = (size_t)(base - tc->slots) + max;
 		for (unsigned i = 0; i < n; i++) {
-			uintptr_t x = (uintptr_t)base[i];
-			void *p = (void *)(x & ~(uintptr_t)1);
+			void *p = slot_block(base[i]);
+			int fresh = p != base[i];
 			/* only the fastfree build tags slots; there a freed
 			 * block has the key in its first word, not its second
 			 * (a refilled one, tagged, has the slab's words) */
-			if (ebb_build_free_reads_block ? (x & 1) != 0
-			    : !(x & 1) && (((uintptr_t *)p)[0] != tcache_key || ((uintptr_t *)p)[1] == tcache_key))
+			if (ebb_build_free_reads_block ? fresh : !fresh && !block_freed_here(p, tcache_key))
 				return 0;
 			if (rtree_get(p) != ((uintptr_t)chunk_of(p) | 1))
 				return 0;
@@ -706,7 +707,7 @@ int tcache_is_valid(const tcache_t *tc)
 			if (ch->node != tc->node || !arena_block_is_live(p, c))
 				return 0;
 			for (unsigned j = 0; j < i; j++)	/* cached once */
-				if (((uintptr_t)base[j] & ~(uintptr_t)1) == (uintptr_t)p)
+				if (slot_block(base[j]) == p)
 					return 0;
 		}
 	}
