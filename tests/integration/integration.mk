@@ -1,5 +1,5 @@
 # tests/integration/integration.mk - `make test-integration`: real programs
-# (python3, java, gcc, git, sqlite3, perl, sort) run under glibc and with the
+# (python3, java, gcc, git, sqlite3, perl, sort, node, a PostgreSQL server) run under glibc and with the
 # allocator under test preloaded; outputs must match. Plus start-up checks
 # (constructors that malloc/dlsym/dlopen before main, /bin/true) and the
 # warnings for malformed or unknown EBB_* settings and EBB_VERBOSE
@@ -9,14 +9,15 @@
 # them again under build/libebbmalloc-fastfree.so.
 # EBB_TEST_PRELOAD picks the library (default build/libebbmalloc.so; e.g.
 # /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 validates the harness, "none"
-# compares glibc with itself). About 2-3 minutes on 2 cores.
+# compares glibc with itself). About 3-4 minutes on 2 cores.
 INTEG_DIR     := $(BUILD)/tests/integration
 INTEG_DEPS_OK := $(BUILD)/.integration-deps-ok
-INTEG_SCRIPTS := startup options ctl named python java gcc git sqlite perl sort
+INTEG_SCRIPTS := startup options ctl named python java gcc git sqlite perl sort node postgres
 # program:package pairs the scripts need on a fresh Debian 12 machine
 INTEG_NEEDS   := python3:python3 sqlite3:sqlite3 git:git perl:perl gcc:gcc \
-	objdump:binutils awk:mawk javac:default-jdk-headless
-EXTRA_PKGS    += python3 sqlite3 git perl gcc binutils default-jdk-headless
+	objdump:binutils awk:mawk javac:default-jdk-headless node:nodejs \
+	/usr/lib/postgresql/15/bin/postgres:postgresql-15
+EXTRA_PKGS    += python3 sqlite3 git perl gcc binutils default-jdk-headless nodejs postgresql-15
 EBB_TEST_PRELOAD ?= $(abspath $(LIB_SO))
 export EBB_TEST_PRELOAD
 INTEG_LIB_DEP := $(if $(filter $(abspath $(LIB_SO)),$(abspath $(EBB_TEST_PRELOAD))),$(LIB_SO))
@@ -64,7 +65,7 @@ test: test-integration
 # and EBB_VERBOSE (which names the build): its malloc reads the words of
 # blocks it hands out and its flushes check them, so a hand-out path that
 # left the key behind would abort a correct program here.
-INTEG_FF_SCRIPTS := startup options python java gcc git sqlite perl sort
+INTEG_FF_SCRIPTS := startup options python java gcc git sqlite perl sort node postgres
 .PHONY: test-integration-fastfree
 test-integration-fastfree: $(INTEG_DEPS_OK) $(INTEG_DIR)/ctor_dlsym $(LIB_FF_SO)
 	$(Q)EBB_TEST_PRELOAD=$(abspath $(LIB_FF_SO)) tests/run_tests.sh integration-fastfree 300 \

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# postgres.sh - a PostgreSQL 15 server (the postmaster forks a backend per
+# connection and never execs it: fork safety in a real daemon) builds a
+# table of a million rows, sorts it, hash-joins it with itself, groups it
+# into JSON, then serves pgbench (4 clients, 2 threads, 2,000
+# transactions). Query digests and row counts must match glibc's, and the
+# preloaded postmaster must have the library mapped. As root the server
+# runs as the postgres user (it refuses root).
+. "$(dirname "$0")/lib.sh"
+PGBIN=/usr/lib/postgresql/15/bin
+[ -x $PGBIN/postgres ] || fail "$PGBIN/postgres is not installed (make test-integration installs postgresql-15 when run as root)"
+
+# as_pg CMD...: run CMD as the server's user, with the scenario's LD_PRELOAD
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- env LD_PRELOAD="${LD_PRELOAD:-}" "$@"
+	else
+		"$@"
+	fi
+}
+
+scenario() {
+	local d=$PWD/data port=$((20000 + RANDOM % 20000)) rc=0
+	mkdir -p "$d"
+	[ "$(id -u)" = 0 ] && chown postgres "$d" "$PWD"
+	as_pg $PGBIN/initdb -D "$d" -A trust --no-sync >initdb.log 2>&1 || { cat initdb.log >&2; return 1; }
+	as_pg $PGBIN/pg_ctl -D "$d" -l "$d/server.log" -w \
+		-o "-k $d -p $port -c listen_addresses= -c fsync=off -c work_mem=64MB" start >/dev/null || {
+		cat "$d/server.log" >&2; return 1; }
+	q() { as_pg $PGBIN/psql -h "$d" -p "$port" -d postgres -v ON_ERROR_STOP=1 -qAt -c "$1"; }
+	{
+		q "create table t as select g as id, md5(g::text) as h, (g::bigint * 7919) % 100000 as k from generate_series(1, 1000000) g" &&
+		q "select md5(string_agg(h, ',' order by h)) from t" &&
+		q "select count(*), sum(k) from t a join t b using (k) where a.id < 200000" &&
+		q "select md5(json_agg(x)::text) from (select k, count(*) c, array_agg(id order by id) ids from t where id < 300000 group by k order by k) x" &&
+		as_pg $PGBIN/pgbench -h "$d" -p "$port" -i -s 5 -q postgres >/dev/null 2>&1 &&
+		as_pg $PGBIN/pgbench -h "$d" -p "$port" -c 4 -j 2 -t 500 postgres 2>&1 | grep -E '^number of (transactions actually processed|failed)' &&
+		q "select count(*), count(distinct aid) > 1000 from pgbench_history" &&
+		q "select count(*) from pgbench_accounts"
+	} || rc=1
+	# the postmaster (and so every backend it forked) runs the library under test
+	local pid maps
+	pid=$(head -n 1 "$d/postmaster.pid")
+	maps=$(cat /proc/"$pid"/maps)
+	if [ -n "${LD_PRELOAD:-}" ]; then
+		grep -qF "$LD_PRELOAD" <<<"$maps" && echo "postmaster: runs the allocator under test" || rc=1
+	else
+		grep -q ebbmalloc <<<"$maps" && rc=1 || echo "postmaster: runs the allocator under test"
+	fi
+	as_pg $PGBIN/pg_ctl -D "$d" -w -m fast stop >/dev/null || rc=1
+	grep -E 'terminated by signal|PANIC|ebbmalloc' "$d/server.log" >&2 && rc=1
+	return $rc
+}
+run_both postgres scenario 8
