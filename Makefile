@@ -2,7 +2,7 @@
 #
 #   make            build/libebbmalloc.so, build/libebbmalloc.a (malloc replaced),
 #                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc),
-#                   build/libebbmalloc-fastfree.so (free does not read the block), tools
+#                   build/libebbmalloc-fastfree.so and .a (free does not read the block), tools
 #   make test       every test (unit, stress, real programs under LD_PRELOAD, NUMA VM, tools)
 #   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds and a fuzzing round (.ci/run)
 #   make demo       a JVM churning native memory under glibc and under ebbmalloc, RSS side by side
@@ -61,6 +61,7 @@ FF_SRCS   := alloc/malloc.c alloc/shim.c
 FF_OBJS   := $(filter-out $(patsubst %.c,$(BUILD)/obj/%.o,$(FF_SRCS)),$(CORE_OBJS)) \
 	$(patsubst %.c,$(BUILD)/obj-fastfree/%.o,$(FF_SRCS))
 LIB_FF_SO := $(BUILD)/libebbmalloc-fastfree.so
+LIB_FF_A  := $(BUILD)/libebbmalloc-fastfree.a
 LIB_A     := $(BUILD)/libebbmalloc.a
 LIB_EBB_A := $(BUILD)/libebbmalloc-ebb.a
 DEPS_OK   := $(BUILD)/.deps-ok
@@ -68,7 +69,7 @@ DEPS_OK   := $(BUILD)/.deps-ok
 .PHONY: all lib deps test test-unit check demo bench install clean format-check lint
 all: lib
 
-lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A) $(LIB_FF_SO)
+lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A) $(LIB_FF_SO) $(LIB_FF_A)
 
 # ---- dependencies --------------------------------------------------------
 deps: $(DEPS_OK)
@@ -116,6 +117,10 @@ $(LIB_EBB_A): $(EBB_OBJS)
 	@echo "  AR  $@"
 	$(Q)rm -f $@ && ar rcs $@ $(EBB_OBJS)
 
+$(LIB_FF_A): $(FF_OBJS)
+	@echo "  AR  $@"
+	$(Q)rm -f $@ && ar rcs $@ $(FF_OBJS)
+
 $(BUILD)/ebbmalloc.pc: Makefile
 	@mkdir -p $(BUILD)
 	$(Q)printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ebbmalloc\nDescription: NUMA-aware malloc replacement that keeps RSS flat\nVersion: 0.1\nLibs: -L$${libdir} -lebbmalloc\nLibs.private: -luring -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
@@ -123,7 +128,7 @@ $(BUILD)/ebbmalloc.pc: Makefile
 install: lib $(BUILD)/ebbmalloc.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LIB_SO) $(LIB_FF_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(LIB_A) $(LIB_EBB_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIB_EBB_A) $(LIB_FF_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/ebbmalloc.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ebbmalloc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	@if [ -n "$(TOOLS_BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(TOOLS_BINS) $(DESTDIR)$(PREFIX)/bin/; fi
