@@ -7,8 +7,10 @@
  * double-free key, and never read; the fastfree build reads it, below).
  * free: radix map -> chunk, page -> class, check that p is a block start
  * of a live run of this node and not already cached (tcache_key), push.
+ * Both mark the cache busy while they run and see the reclaim thread's
+ * request to flush it in a bound they compare anyway (internal.h).
  * Anything unusual (empty or full bin, a foreign pointer, a block of
- * another node, huge blocks, an uninitialised thread) takes one unlikely
+ * another node, huge blocks, an uninitialised thread, a steal) takes one unlikely
  * branch to a noinline function in refill.c. Check the generated code with
  * `objdump -d build/libebbmalloc.so` when changing this file.
  */
@@ -44,7 +46,9 @@
 EBB_INLINE void *fast_malloc(size_t size)
 {
 	tcache_t *tc = tcache_self();
-	if (ebb_likely(!tcache_enter_fast(tc) && size <= SMALL_MAX)) {
+	uint32_t busy = tcache_fast_enter(tc);
+	/* small_max is 0 while the reclaim thread steals the cache */
+	if (ebb_likely(tcache_size_ok(tc, size))) {
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;
 		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {
@@ -52,7 +56,7 @@ EBB_INLINE void *fast_malloc(size_t size)
 			void **p = t[-1];
 			b->top = t - 1;
 			p[1] = NULL;	/* the double-free key */
-			tcache_exit(tc);
+			tcache_fast_exit(tc, busy);
 			return p;
 #else
 			uintptr_t x = (uintptr_t)t[-1];
@@ -65,7 +69,7 @@ EBB_INLINE void *fast_malloc(size_t size)
 					 * the blocks below the top it sees */
 					ebb_compiler_barrier();
 					p[0] = NULL;	/* handed out: no key */
-					tcache_exit(tc);
+					tcache_fast_exit(tc, busy);
 					return p;
 				}
 			} else {	/* from a refill: the slab's words */
@@ -74,20 +78,21 @@ EBB_INLINE void *fast_malloc(size_t size)
 				ebb_compiler_barrier();
 				p[0] = NULL;
 				p[1] = NULL;
-				tcache_exit(tc);
+				tcache_fast_exit(tc, busy);
 				return p;
 			}
 #endif
 		}
 	}
-	return refill_malloc_slow(size);	/* tail call; it calls tcache_exit */
+	return refill_malloc_slow(size, busy);	/* tail call; it gives busy back */
 }
 
 EBB_INLINE void fast_free(void *ptr)
 {
 	tcache_t *tc = tcache_self();
-	int stealing = tcache_enter_fast(tc);
-	if (ebb_likely(chunk_is_local_fast(ptr, tc->node_tag) && !stealing)) {
+	uint32_t busy = tcache_fast_enter(tc);
+	/* map_limit is 0 while the reclaim thread steals the cache */
+	if (ebb_likely(tcache_owns_fast(tc, ptr))) {
 		chunk_t *c = chunk_of(ptr);
 		size_t in_chunk = (uintptr_t)ptr & CHUNK_MASK;
 		size_t pg = in_chunk >> LG_PAGE;
@@ -114,11 +119,11 @@ EBB_INLINE void fast_free(void *ptr)
 			 * threads stopped anywhere in here */
 			ebb_compiler_barrier();
 			b->top = t + 1;
-			tcache_exit(tc);
+			tcache_fast_exit(tc, busy);
 			return;
 		}
 	}
-	refill_free_slow(ptr);	/* tail call; it calls tcache_exit */
+	refill_free_slow(ptr, busy);	/* tail call; it gives busy back */
 }
 
 #endif

@@ -254,11 +254,7 @@ int  rtree_set(const void *p, uintptr_t v);	/* 0 or -ENOMEM */
  * covering slots in use are ever written; reading an unwritten page maps
  * the shared zero page. */
 extern uint8_t chunk_map[1u << (LG_VADDR - LG_CHUNK)];
-EBB_INLINE int chunk_is_local_fast(const void *p, uint32_t node_tag)
-{
-	uintptr_t i = (uintptr_t)p >> LG_CHUNK;
-	return i < sizeof(chunk_map) && chunk_map[i] == node_tag;
-}
+#define MAP_LIMIT ((uintptr_t)sizeof(chunk_map))	/* the free fast path's bound (tcache) */
 
 chunk_t *chunk_new(arena_t *a);			/* mapped, bound, registered */
 void     chunk_release(chunk_t *c);		/* unregistered, unmapped */
@@ -427,9 +423,13 @@ struct tcache {
 	uint32_t gc_bin;	/* next bin the incremental GC looks at */
 	_Atomic uint64_t activity;	/* slow paths taken: the owner bumps it, the idle scan watches it */
 	uint64_t seen_activity, seen_ns;	/* idle scan's: activity when it last changed, and when (registry lock) */
-	uint32_t gate;			/* owner's nesting count | GATE_STEAL */
+	uint32_t gate;			/* holders' nesting count | GATE_STEAL (slow paths, exit, idle) */
 	uint32_t node_tag;		/* node + 1 while ACTIVE, else NODE_TAG_NONE (vs chunk_map) */
 	uintptr_t key;			/* == tcache_key, next to the bins */
+	/* the fast paths' side of the idle-flush handshake (tcache.c) */
+	uint32_t busy;			/* 1 while a fast path runs (the owner's plain stores) */
+	uintptr_t small_max;		/* SMALL_MAX, 0 while a steal is on (the reclaim thread's) */
+	uintptr_t map_limit;		/* MAP_LIMIT, 0 while a steal is on (the reclaim thread's) */
 	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
@@ -463,12 +463,17 @@ EBB_COLD __attribute__((noreturn)) void tcache_fatal_second_free(const void *p, 
 
 EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 
-/* The idle-flush handshake (tcache.c): the owner adds 1 to its gate on
- * entry to the allocator and takes the slow path if the result is
- * negative (the reclaim thread set GATE_STEAL); it subtracts 1 on exit.
- * Both are plain (unlocked) instructions; the reclaim thread's membarrier
- * supplies the ordering. Under TSan they are atomic, so TSan checks the
- * protocol instead of reporting the deliberate plain accesses. */
+/* The idle-flush handshake (tcache.c "idle caches"). A fast path stores
+ * busy = 1 on entry and the value it found on exit (a call nested in a
+ * signal handler leaves it 1); it sees a steal in compares it makes
+ * anyway, small_max and map_limit, which the reclaim thread sets to 0.
+ * Everything else that uses the cache (the slow paths, thread exit,
+ * ebb_thread_idle) adds 1 to its gate and waits if the result is
+ * negative (the reclaim thread set GATE_STEAL), and subtracts 1 when
+ * done. All of these are plain (unlocked) instructions; the reclaim
+ * thread's membarrier supplies the ordering. Under TSan they are atomic,
+ * so TSan checks the protocol instead of reporting the deliberate plain
+ * accesses. */
 #define GATE_STEAL 0x80000000u
 /* No chunk_map byte (0 = not ours, node + 1 = a chunk) equals it. The TLS
  * cache starts with it (an initialised .tdata image): a zero tag would
@@ -484,6 +489,22 @@ EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 EBB_INLINE void tcache_exit(tcache_t *tc)
 {
 	__atomic_sub_fetch(&tc->gate, 1, __ATOMIC_SEQ_CST);
+}
+EBB_INLINE uint32_t tcache_fast_enter(tcache_t *tc)
+{
+	return __atomic_exchange_n(&tc->busy, 1, __ATOMIC_SEQ_CST);
+}
+EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
+{
+	__atomic_store_n(&tc->busy, busy, __ATOMIC_SEQ_CST);
+}
+EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
+{
+	return size <= __atomic_load_n(&tc->small_max, __ATOMIC_SEQ_CST);
+}
+EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
+{
+	return i < __atomic_load_n(&tc->map_limit, __ATOMIC_SEQ_CST);
 }
 #else
 /* Returns nonzero when the reclaim thread has asked to flush the cache:
@@ -502,7 +523,46 @@ EBB_INLINE void tcache_exit(tcache_t *tc)
 {
 	__asm__ __volatile__("subl $1, %0" : "+m"(tc->gate) : : "memory", "cc");
 }
+/* Returns the value to give tcache_fast_exit. The store comes before the
+ * fast path's reads of small_max or map_limit in program order (the
+ * "memory" clobber keeps the compiler from moving them above it). */
+EBB_INLINE uint32_t tcache_fast_enter(tcache_t *tc)
+{
+	uint32_t busy = tc->busy;
+	__asm__ __volatile__("movl $1, %0" : "=m"(tc->busy) : : "memory");
+	return busy;
+}
+EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
+{
+	__asm__ __volatile__("movl %1, %0" : "=m"(tc->busy) : "r"(busy) : "memory");
+}
+/* The bounds, each one compare with a memory operand: as the compare is
+ * an asm with a "memory" clobber, nothing the fast path reads of the
+ * cache is read before the bound that says no steal is on (a plain C
+ * load would let the compiler read the bins first; an atomic acquire
+ * load costs a separate move). */
+EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
+{
+	__asm__ goto("cmpq %0, %1\n\tja %l[no]" : : "m"(tc->small_max), "r"(size) : "memory", "cc" : no);
+	return 1;
+no:
+	return 0;
+}
+EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
+{
+	__asm__ goto("cmpq %0, %1\n\tjae %l[no]" : : "m"(tc->map_limit), "r"(i) : "memory", "cc" : no);
+	return 1;
+no:
+	return 0;
+}
 #endif
+/* free's first test: p is in a chunk of this thread's node (the map's byte
+ * is the node_tag), and no steal is on */
+EBB_INLINE int tcache_owns_fast(const tcache_t *tc, const void *p)
+{
+	uintptr_t i = (uintptr_t)p >> LG_CHUNK;
+	return tcache_map_index_ok(tc, i) && chunk_map[i] == tc->node_tag;
+}
 EBB_INLINE void tcache_enter(tcache_t *tc)
 {
 	if (ebb_unlikely(tcache_enter_fast(tc)))
@@ -534,9 +594,9 @@ void     tcache_atfork_child(void);
 void     tcache_return_blocks(unsigned cls, void **blocks, unsigned n);
 
 /* ---- slow paths (refill.c) ---------------------------------------------- */
-/* Called from the fast paths inside tcache_enter(); they call tcache_exit. */
-void    *refill_malloc_slow(size_t size);
-void     refill_free_slow(void *p);
+/* Called from the fast paths (busy set); they take the gate, and give busy back. */
+void    *refill_malloc_slow(size_t size, uint32_t busy);	/* busy: tcache_fast_enter's */
+void     refill_free_slow(void *p, uint32_t busy);
 void    *refill_aligned(size_t align, size_t size);
 void    *refill_calloc_huge(size_t size);
 void    *refill_realloc(void *p, size_t size);

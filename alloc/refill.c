@@ -339,24 +339,24 @@ out:
 	return cls <= NSMALL ? block_handout(p) : run_handout(p);
 }
 
-/* The slow paths' entry, inside the gate the fast path entered: wait out
- * an idle flush in progress, and start the reclaim thread if a free asked
- * for it (no bin is half-way here). */
+/* The slow paths' entry from a fast path (busy set): take the gate, which
+ * waits out an idle flush in progress, and start the reclaim thread if a
+ * free asked for it (no bin is half-way here). */
 static tcache_t *slow_entry(void)
 {
 	tcache_t *tc = tcache_self();
-	if ((int32_t)__atomic_load_n(&tc->gate, __ATOMIC_ACQUIRE) < 0)
-		tcache_wait_steal(tc);
+	tcache_enter(tc);
 	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
 		reclaim_start_pending();
 	return tc;
 }
 
-void *refill_malloc_slow(size_t size)
+void *refill_malloc_slow(size_t size, uint32_t busy)
 {
 	tcache_t *tc = slow_entry();
 	void *p = malloc_slow(tc, size);
 	tcache_exit(tc);
+	tcache_fast_exit(tc, busy);
 	return p;
 }
 
@@ -448,11 +448,12 @@ static void free_slow(tcache_t *tc, void *p)
 	b->top++;
 }
 
-void refill_free_slow(void *p)
+void refill_free_slow(void *p, uint32_t busy)
 {
 	tcache_t *tc = slow_entry();
 	free_slow(tc, p);
 	tcache_exit(tc);
+	tcache_fast_exit(tc, busy);
 }
 
 /* ---- usable size, aligned, realloc ------------------------------------------------- */

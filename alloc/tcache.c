@@ -46,6 +46,8 @@
 
 __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 	.node_tag = NODE_TAG_NONE,
+	.small_max = SMALL_MAX,
+	.map_limit = MAP_LIMIT,
 };
 uintptr_t tcache_key;
 
@@ -927,33 +929,48 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
 /*
  * A parked thread may never call malloc again, so its cache is flushed by
  * the reclaim thread, without the owner's help. The owner's side must cost
- * next to nothing, so it is one unlocked `addl $1, gate; js slow` on entry
- * and one `subl $1, gate` on exit. gate holds the owner's nesting count in
- * its low 31 bits and GATE_STEAL in bit 31:
+ * next to nothing. A fast path stores busy = 1 on entry and puts back the
+ * value it found on exit, and it sees a steal in two bounds it compares
+ * anyway: malloc's size bound (small_max) and free's chunk-map bound
+ * (map_limit), which only the reclaim thread writes. Everything else that
+ * touches the cache (the slow paths, which fast paths reach with busy
+ * still 1; thread exit; ebb_thread_idle) holds the gate: one unlocked
+ * `addl $1, gate; js wait` and one `subl $1, gate`. gate holds the
+ * holders' nesting count in its low 31 bits and GATE_STEAL in bit 31:
  *
- *   owner (every allocator call)          reclaim thread (tcache_idle_scan)
- *   gate += 1; if (gate < 0) slow path    steal_active = 1
- *   ... use the cache ...                 atomic gate |= GATE_STEAL
- *   gate -= 1                             membarrier(PRIVATE_EXPEDITED)
- *                                         if (gate == GATE_STEAL) flush
- *                                         atomic gate &= ~GATE_STEAL
- *                                         steal_active = 0
+ *   owner, fast path                       reclaim thread (tcache_idle_scan)
+ *   busy = 1                               steal_active = 1
+ *   if (size > small_max) slow path        atomic gate |= GATE_STEAL
+ *   ... use the cache ...                  small_max = map_limit = 0
+ *   busy = 0                               membarrier(PRIVATE_EXPEDITED)
+ *                                          if (busy == 0 && gate == GATE_STEAL)
+ *   owner, slow path                           flush
+ *   gate += 1; if (gate < 0) wait          small_max, map_limit = their bounds
+ *   ... use the cache ...                  atomic gate &= ~GATE_STEAL
+ *   gate -= 1; busy = 0                    steal_active = 0
  *
  * Why it is safe: membarrier() makes every CPU running a thread of the
  * process execute a full barrier, and an instruction is never split by it.
- * So the owner's `addl` either completed before the barrier (its store is
- * then visible: the reclaim thread reads a count >= 1 and backs off), or
- * runs after it and reads GATE_STEAL (the owner then waits in the slow
- * path until the bit is cleared, i.e. until the flush is over). The
- * reclaim thread flushes only when it reads exactly GATE_STEAL: its own
- * bit, and no owner inside.
+ * So the owner's `busy = 1` either completed before the barrier (its store
+ * is then visible: the reclaim thread reads busy 1 and backs off), or runs
+ * after it, and then so do the fast path's compares, which read 0: the fast
+ * path touches nothing and goes to the slow path, whose `addl` on the gate
+ * reads GATE_STEAL (stored before the bounds), and it waits there until the
+ * bit is cleared, i.e. until the flush is over. The same holds for a
+ * holder's `addl`: before the barrier the reclaim thread reads a count >= 1;
+ * after it the holder reads GATE_STEAL. The reclaim thread flushes only when
+ * it reads busy 0 and exactly GATE_STEAL: its own bit, and no holder inside.
  *
- * The owner's plain read-modify-write can race with the reclaim thread's
+ * The holders' plain read-modify-write can race with the reclaim thread's
  * locked ones: (a) it can erase GATE_STEAL as it is set: the reclaim thread
  * then does not read exactly GATE_STEAL and backs off; (b) it can put back
  * a GATE_STEAL that was just cleared (a "stale" bit): the owner's next
  * entry sees it, finds steal_active == 0 and clears it itself. Neither
- * lets the two touch the cache at once.
+ * lets the two touch the cache at once. The bounds are the reclaim
+ * thread's alone, so no such race reaches them.
+ *
+ * A fast path that a signal handler's malloc interrupts finds busy 1 and
+ * leaves it 1, so the interrupted call stays covered.
  *
  * Without membarrier (old kernels, seccomp) the scan is off and only
  * ebb_thread_idle and the owner's own GC return idle memory. Thread exit
@@ -986,8 +1003,17 @@ void tcache_wait_steal(tcache_t *tc)
 
 #define HOLD_MAX 256	/* caches whose slot regions one scan purges */
 
+/* The reclaim thread's request to the fast paths: their bounds at 0 send
+ * every call to the slow path, which waits at the gate. */
+static void steal_signal(tcache_t *t, int on)
+{
+	__atomic_store_n(&t->small_max, on ? 0 : SMALL_MAX, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->map_limit, on ? 0 : MAP_LIMIT, __ATOMIC_SEQ_CST);
+}
+
 static void steal_release(tcache_t *t)
 {
+	steal_signal(t, 0);
 	__atomic_fetch_and(&t->gate, ~GATE_STEAL, __ATOMIC_SEQ_CST);
 	atomic_store_explicit(&t->steal_active, 0, memory_order_release);
 }
@@ -1012,6 +1038,7 @@ void tcache_idle_scan(uint64_t now_ns)
 			continue;
 		atomic_store_explicit(&t->steal_active, 1, memory_order_seq_cst);
 		__atomic_fetch_or(&t->gate, GATE_STEAL, __ATOMIC_SEQ_CST);
+		steal_signal(t, 1);	/* after the bit: a fast path that sees it finds the bit */
 		t->scan_mark = 1;
 		marked++;
 	}
@@ -1031,7 +1058,8 @@ void tcache_idle_scan(uint64_t now_ns)
 			if (!t->scan_mark)
 				continue;
 			t->scan_mark = 0;
-			if (barrier_ok && __atomic_load_n(&t->gate, __ATOMIC_ACQUIRE) == GATE_STEAL &&
+			if (barrier_ok && __atomic_load_n(&t->busy, __ATOMIC_ACQUIRE) == 0 &&
+			    __atomic_load_n(&t->gate, __ATOMIC_ACQUIRE) == GATE_STEAL &&
 			    t->state == TC_ACTIVE) {
 				tcache_flush_all(t);
 				if (t->slots && nheld < HOLD_MAX) {
@@ -1083,6 +1111,7 @@ void tcache_atfork_child(void)
 	while (t) {
 		tcache_t *next = t->reg_next;
 		atomic_store_explicit(&t->steal_active, 0, memory_order_relaxed);
+		steal_signal(t, 0);
 		t->gate &= ~GATE_STEAL;
 		if (t != self) {
 			/* stopped while moving its stacks: leak what it held */

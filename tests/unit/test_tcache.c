@@ -125,15 +125,20 @@ static tcache_t *parked_tc;
 
 static void *churn_and_park(void *arg)
 {
-	int hold_in_use = arg != NULL;
+	/* 1: parked holding the gate (as a slow path), 2: parked with busy
+	 * set (as inside a fast path) */
+	int hold_in_use = (int)(intptr_t)arg;
+	uint32_t busy = 0;
 	void *v[200];
 	for (int i = 0; i < 200; i++)
 		v[i] = ebb_malloc((size_t)(i % 40) * 16 + 16);
 	for (int i = 0; i < 200; i++)
 		ebb_free(v[i]);
 	tcache_t *tc = tcache_self();
-	if (hold_in_use)
-		tcache_enter(tc);	/* as if parked inside the allocator */
+	if (hold_in_use == 1)
+		tcache_enter(tc);	/* as if parked inside a slow path */
+	else if (hold_in_use == 2)
+		busy = tcache_fast_enter(tc);	/* as if parked inside a fast path */
 	pthread_mutex_lock(&park_mu);
 	parked_tc = tc;
 	parked = 1;
@@ -141,8 +146,10 @@ static void *churn_and_park(void *arg)
 	while (!release_it)
 		pthread_cond_wait(&park_cv, &park_mu);
 	pthread_mutex_unlock(&park_mu);
-	if (hold_in_use)
+	if (hold_in_use == 1)
 		tcache_exit(tc);
+	else if (hold_in_use == 2)
+		tcache_fast_exit(tc, busy);
 	return NULL;
 }
 
@@ -150,7 +157,7 @@ static void park_run(int hold_in_use, int expect_flushed)
 {
 	parked = release_it = 0;
 	pthread_t t;
-	pthread_create(&t, NULL, churn_and_park, hold_in_use ? (void *)1 : NULL);
+	pthread_create(&t, NULL, churn_and_park, (void *)(intptr_t)hold_in_use);
 	pthread_mutex_lock(&park_mu);
 	while (!parked)
 		pthread_cond_wait(&park_cv, &park_mu);
@@ -192,6 +199,10 @@ static void park_run(int hold_in_use, int expect_flushed)
 	}
 	assert_int_equal(parked_tc->gate & GATE_STEAL, 0);
 	assert_int_equal(atomic_load(&parked_tc->steal_active), 0);
+	/* the fast paths' bounds are back: they take the fast path again */
+	assert_int_equal(parked_tc->small_max, SMALL_MAX);
+	assert_int_equal(parked_tc->map_limit, MAP_LIMIT);
+	assert_int_equal(parked_tc->busy, hold_in_use == 2);
 	pthread_mutex_lock(&park_mu);
 	release_it = 1;
 	pthread_cond_broadcast(&park_cv);
@@ -209,6 +220,40 @@ static void test_cache_in_use_is_not_flushed(void **state)
 {
 	(void)state;
 	park_run(1, 0);
+}
+
+static void test_cache_in_a_fast_path_is_not_flushed(void **state)
+{
+	(void)state;
+	park_run(2, 0);
+}
+
+/* A steal's request as the fast paths see it: with the bounds at 0 both
+ * take the slow path, which (the gate's bit clear, as after a steal that
+ * backed off) serves the call; with the bounds back they take the fast
+ * path again. busy is 1 inside the calls only. */
+static void test_fast_paths_see_a_steal(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	void *warm = ebb_malloc(64);
+	ebb_free(warm);
+	uint64_t act = atomic_load(&tc->activity);
+	assert_int_equal(tc->busy, 0);
+	__atomic_store_n(&tc->small_max, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&tc->map_limit, 0, __ATOMIC_SEQ_CST);
+	void *p = ebb_malloc(64);
+	assert_non_null(p);
+	ebb_free(p);
+	assert_true(atomic_load(&tc->activity) >= act + 2);	/* both went the slow way */
+	assert_int_equal(tc->busy, 0);
+	__atomic_store_n(&tc->small_max, SMALL_MAX, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&tc->map_limit, MAP_LIMIT, __ATOMIC_SEQ_CST);
+	act = atomic_load(&tc->activity);
+	p = ebb_malloc(64);
+	ebb_free(p);
+	assert_int_equal(atomic_load(&tc->activity), act);	/* both fast again */
+	assert_int_equal(tc->busy, 0);
 }
 
 /* Backoff arithmetic, driven event by event (the GC is a function of
@@ -862,6 +907,8 @@ int main(void)
 		cmocka_unit_test(test_bytes_bound),
 		cmocka_unit_test(test_thread_exit_returns_cache),
 		cmocka_unit_test(test_idle_cache_is_flushed),
+		cmocka_unit_test(test_cache_in_a_fast_path_is_not_flushed),
+		cmocka_unit_test(test_fast_paths_see_a_steal),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
 		cmocka_unit_test(test_batch_bytes_bound),
