@@ -13,11 +13,12 @@
 INTEG_DIR     := $(BUILD)/tests/integration
 INTEG_DEPS_OK := $(BUILD)/.integration-deps-ok
 INTEG_SCRIPTS := startup options ctl named python java gcc git sqlite perl sort node postgres
-# program:package pairs the scripts need on a fresh Debian 12 machine
+# program:package pairs the scripts need on a fresh Debian 12 machine (node
+# and PostgreSQL only here: a plain `make` does not install a database server)
 INTEG_NEEDS   := python3:python3 sqlite3:sqlite3 git:git perl:perl gcc:gcc \
 	objdump:binutils awk:mawk javac:default-jdk-headless node:nodejs \
-	/usr/lib/postgresql/15/bin/postgres:postgresql-15
-EXTRA_PKGS    += python3 sqlite3 git perl gcc binutils default-jdk-headless nodejs postgresql-15
+	pg_ctlcluster:postgresql
+EXTRA_PKGS    += python3 sqlite3 git perl gcc binutils default-jdk-headless
 EBB_TEST_PRELOAD ?= $(abspath $(LIB_SO))
 export EBB_TEST_PRELOAD
 INTEG_LIB_DEP := $(if $(filter $(abspath $(LIB_SO)),$(abspath $(EBB_TEST_PRELOAD))),$(LIB_SO))
