@@ -970,7 +970,9 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
  * thread's alone, so no such race reaches them.
  *
  * A fast path that a signal handler's malloc interrupts finds busy 1 and
- * leaves it 1, so the interrupted call stays covered.
+ * leaves it 1, so the interrupted call stays covered against a steal (not
+ * against the handler's own use of the same bin: malloc in a handler that
+ * interrupts malloc is no more safe than in glibc).
  *
  * Without membarrier (old kernels, seccomp) the scan is off and only
  * ebb_thread_idle and the owner's own GC return idle memory. Thread exit
