@@ -13,19 +13,33 @@ PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$PGBIN" ] && [ -x "$PGBIN/postgres" ] \
 	|| fail "no PostgreSQL server in /usr/lib/postgresql (make test-integration installs Debian's postgresql when run as root)"
 
-# as_pg CMD...: run CMD as the server's user, with the scenario's LD_PRELOAD
+# as_pg CMD...: run CMD as the server's user, preloading PG_PRELOAD
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- env LD_PRELOAD="${LD_PRELOAD:-}" "$@"
+		# runuser itself, and env once it is the postgres user, load no
+		# library the postgres user could not read
+		env -u LD_PRELOAD runuser -u postgres -- env LD_PRELOAD="$PG_PRELOAD" "$@"
 	else
 		"$@"
 	fi
 }
 
 scenario() {
-	local d=$PWD/data port=$((20000 + RANDOM % 20000)) rc=0
+	local top=$PWD port=$((20000 + RANDOM % 20000)) rc=0 d
+	PG_PRELOAD=${LD_PRELOAD:-}
+	if [ "$(id -u)" = 0 ]; then
+		# the postgres user may not reach this checkout (root's home is
+		# 0700 on Debian): its directory and a copy of the library under
+		# test go in a fresh directory it can read
+		top=$(mktemp -d "${TMPDIR:-/tmp}/ebb-pg.XXXXXX") || return 1
+		chmod 755 "$top"
+		if [ -n "$PG_PRELOAD" ]; then
+			cp "$PG_PRELOAD" "$top/" && PG_PRELOAD=$top/${PG_PRELOAD##*/} && chmod 644 "$PG_PRELOAD" || return 1
+		fi
+		mkdir -p "$top/data" && chown postgres "$top/data"
+	fi
+	d=$top/data
 	mkdir -p "$d"
-	[ "$(id -u)" = 0 ] && chown postgres "$d" "$PWD"
 	as_pg $PGBIN/initdb -D "$d" -A trust --no-sync >initdb.log 2>&1 || { cat initdb.log >&2; return 1; }
 	as_pg $PGBIN/pg_ctl -D "$d" -l "$d/server.log" -w \
 		-o "-k $d -p $port -c listen_addresses= -c fsync=off -c work_mem=64MB" start >/dev/null || {
@@ -45,13 +59,14 @@ scenario() {
 	local pid maps
 	pid=$(head -n 1 "$d/postmaster.pid")
 	maps=$(cat /proc/"$pid"/maps)
-	if [ -n "${LD_PRELOAD:-}" ]; then
-		grep -qF "$LD_PRELOAD" <<<"$maps" && echo "postmaster: runs the allocator under test" || rc=1
+	if [ -n "$PG_PRELOAD" ]; then
+		grep -qF "$PG_PRELOAD" <<<"$maps" && echo "postmaster: runs the allocator under test" || rc=1
 	else
 		grep -q ebbmalloc <<<"$maps" && rc=1 || echo "postmaster: runs the allocator under test"
 	fi
 	as_pg $PGBIN/pg_ctl -D "$d" -w -m fast stop >/dev/null || rc=1
 	grep -E 'terminated by signal|PANIC|ebbmalloc' "$d/server.log" >&2 && rc=1
+	[ "$top" != "$PWD" ] && rm -rf "$top"
 	return $rc
 }
 run_both postgres scenario 8
