@@ -844,7 +844,7 @@ static unsigned slab_pages_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns, 
 		run_t *r = a->partial[cls];
 		while (r && n < max) {
 			run_t *next = r->next;
-			int old = now_ns - r->dirty_ns >= decay_ns;
+			int old = os_ns_since(now_ns, r->dirty_ns) >= decay_ns;
 			if (r->scanned || (!force && !old)) {
 				r = next;
 				continue;
@@ -930,7 +930,7 @@ unsigned arena_purge_take(arena_t *a, uint64_t now_ns, uint64_t decay_ns,
 	run_t *r = a->dirty_head;
 	while (r && n < max) {
 		run_t *next = r->age_next;
-		int old = now_ns - r->dirty_ns >= decay_ns;
+		int old = os_ns_since(now_ns, r->dirty_ns) >= decay_ns;
 		if (!force && !old && taken >= excess_pages)
 			break;
 		size_t np = r->npages;

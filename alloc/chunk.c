@@ -297,7 +297,7 @@ size_t huge_cache_trim(uint64_t now_ns, uint64_t decay_ns, int force)
 	pthread_mutex_lock(&huge_lock);
 	for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
 		huge_t *h = huge_cache[i].h;
-		if (h && (force || now_ns - huge_cache[i].freed_ns >= decay_ns)) {
+		if (h && (force || os_ns_since(now_ns, huge_cache[i].freed_ns) >= decay_ns)) {
 			victims[n++] = h;
 			huge_cache[i].h = NULL;
 			huge_cache_bytes_now -= h->map_bytes;

@@ -29,6 +29,13 @@ int      os_getenv(const char *name, char *buf, size_t len);
 void     os_write_stderr(const char *msg, size_t len);
 void     os_write_fd(int fd, const char *msg, size_t len);
 uint64_t os_now_ns(void);	/* CLOCK_MONOTONIC */
+/* now - then, 0 when then is later: a pass reads the clock once, and a
+ * free on another thread may stamp a later time before the pass gets the
+ * lock (unsigned, now - then would then count as ages old) */
+static inline uint64_t os_ns_since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
 uint64_t os_random(void);	/* for the tcache key */
 /* Read a small file (sysfs) into buf, NUL-terminated: bytes read or -errno. */
 long     os_read_file(const char *path, char *buf, size_t len);

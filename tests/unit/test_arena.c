@@ -354,6 +354,35 @@ static void test_decay_takes_only_old_runs(void **state)
 	assert_true(arena_is_valid(A));
 }
 
+/* regression: a pass reads the clock, then takes the lock; a run freed in
+ * between is stamped later than the pass's clock, and the unsigned
+ * now - dirty_ns made it ages old: purged at once and counted as decay
+ * (test_doctor's decay-free check failed 3 runs in 4) */
+static void test_decay_spares_runs_newer_than_the_pass(void **state)
+{
+	(void)state;
+	static struct iovec v[1024];
+	unsigned n;
+	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
+		arena_purge_done(A, v, n, 1);
+	uint64_t pass_clock = test_now();
+	void *p = arena_alloc_large(A, sizeclass_of(100000), 0);
+	arena_dalloc_batch(A, &p, 1);	/* stamped after pass_clock */
+	uint64_t decay_before = A->purge_taken[PURGE_DECAY];
+	assert_int_equal(arena_purge_take(A, pass_clock, 1000000000ull, 0, 0, v, 1024), 0);
+	assert_int_equal(A->purge_taken[PURGE_DECAY], decay_before);
+	/* and once it is old, decay takes it (with whatever else earlier
+	 * tests left that has aged as well) */
+	n = arena_purge_take(A, test_now() + 2000000000ull, 1000000000ull, 0, 0, v, 1024);
+	int found = 0;
+	for (unsigned i = 0; i < n; i++)
+		found |= v[i].iov_base == p;
+	assert_true(found);
+	assert_true(A->purge_taken[PURGE_DECAY] >= decay_before + 100000 / PAGE_SIZE);
+	arena_purge_done(A, v, n, 1);
+	assert_true(arena_is_valid(A));
+}
+
 /* regression: empty chunks were never unmapped, so a process that freed
  * everything kept its address space and failed under RLIMIT_AS */
 static void test_empty_chunks_are_unmapped(void **state)
@@ -792,6 +821,7 @@ int main(void)
 		cmocka_unit_test(test_aligned_large),
 		cmocka_unit_test(test_purging_runs_are_not_reused),
 		cmocka_unit_test(test_decay_takes_only_old_runs),
+		cmocka_unit_test(test_decay_spares_runs_newer_than_the_pass),
 		cmocka_unit_test(test_cap_excess_shared_by_arenas),
 		cmocka_unit_test(test_hold_keeps_a_dip),
 		cmocka_unit_test(test_flush_returns_blocks_to_their_arenas),
