@@ -24,6 +24,15 @@ static uint64_t test_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* purge everything arena a holds dirty (what earlier tests left, say) */
+static void purge_everything(arena_t *a)
+{
+	static struct iovec v[1024];
+	unsigned n;
+	while ((n = arena_purge_take(a, test_now(), 0, 0, 1, v, 1024)))
+		arena_purge_done(a, v, n, 1);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -338,10 +347,8 @@ static void test_decay_takes_only_old_runs(void **state)
 {
 	(void)state;
 	static struct iovec v[1024];
-	/* drain what earlier tests left */
+	purge_everything(A);	/* what earlier tests left */
 	unsigned n;
-	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
-		arena_purge_done(A, v, n, 1);
 	void *p = arena_alloc_large(A, sizeclass_of(100000), 0);
 	arena_dalloc_batch(A, &p, 1);
 	uint64_t now = test_now();
@@ -363,8 +370,7 @@ static void test_decay_spares_runs_newer_than_the_pass(void **state)
 	(void)state;
 	static struct iovec v[1024];
 	unsigned n;
-	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
-		arena_purge_done(A, v, n, 1);
+	purge_everything(A);
 	uint64_t pass_clock = test_now();
 	void *p = arena_alloc_large(A, sizeclass_of(100000), 0);
 	arena_dalloc_batch(A, &p, 1);	/* stamped after pass_clock */
@@ -388,7 +394,6 @@ static void test_decay_spares_runs_newer_than_the_pass(void **state)
 static void test_empty_chunks_are_unmapped(void **state)
 {
 	(void)state;
-	static struct iovec v[1024];
 	unsigned cls = sizeclass_of(1 << 20);
 	void *blocks[24];
 	for (int i = 0; i < 24; i++)	/* 3 per chunk: 8 chunks */
@@ -397,9 +402,7 @@ static void test_empty_chunks_are_unmapped(void **state)
 	assert_true(peak >= 8);
 	chunk_t *first = chunk_of(blocks[0]);
 	arena_dalloc_batch(A, blocks, 24);
-	unsigned n;
-	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
-		arena_purge_done(A, v, n, 1);
+	purge_everything(A);
 	assert_true(arena_is_valid(A));
 	/* a few spare chunks stay mapped (purged, no RSS) ... */
 	assert_true(A->nchunks <= peak);
@@ -425,8 +428,7 @@ static void test_slab_pages_purged(void **state)
 	(void)state;
 	static struct iovec v[1024];
 	unsigned n;
-	while ((n = arena_purge_take(A, test_now(), 0, 0, 1, v, 1024)))
-		arena_purge_done(A, v, n, 1);
+	purge_everything(A);
 	unsigned cls = sizeclass_of(1024);
 	const struct class_info *ci = &sizeclass_info[cls];
 	assert_true(ci->slab_pages >= 4);
