@@ -1035,7 +1035,7 @@ void tcache_idle_scan(uint64_t now_ns)
 			t->seen_ns = now_ns;
 			continue;
 		}
-		if (t == tcache_self() || now_ns - t->seen_ns < idle_ns ||
+		if (t == tcache_self() || os_ns_since(now_ns, t->seen_ns) < idle_ns ||
 		    atomic_load_explicit(&t->idle_flushed, memory_order_relaxed))
 			continue;
 		atomic_store_explicit(&t->steal_active, 1, memory_order_seq_cst);

@@ -181,6 +181,11 @@ static void park_run(int hold_in_use, int expect_flushed)
 	tcache_idle_scan(os_now_ns_test());
 	assert_int_equal(tcache_cached_bytes(parked_tc), cached);
 	assert_int_equal(parked_tc->seen_activity, atomic_load(&parked_tc->activity));
+	/* looked at later than the scan's clock (a cache set up between the
+	 * scan's clock read and its lock): young, not ages old */
+	parked_tc->seen_ns = os_now_ns_test() + 1000000000ull;
+	tcache_idle_scan(os_now_ns_test());
+	assert_int_equal(tcache_cached_bytes(parked_tc), cached);
 	/* no activity since a look longer than idle_ms ago: idle */
 	parked_tc->seen_ns = 0;
 	tcache_idle_scan(os_now_ns_test());
