@@ -507,9 +507,10 @@ EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
 	return i < __atomic_load_n(&tc->map_limit, __ATOMIC_SEQ_CST);
 }
 #else
-/* Returns nonzero when the reclaim thread has asked to flush the cache:
- * the caller must call tcache_wait_steal before touching it (the fast
- * paths leave that to their slow paths, to stay leaf functions). */
+/* The gate's entry, for tcache_enter only (the fast paths mark themselves
+ * with busy instead). Returns nonzero when the reclaim thread has asked to
+ * flush the cache: the caller must call tcache_wait_steal before touching
+ * it. */
 EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 {
 	/* the operand is an input with a "memory" clobber: asm goto with
