@@ -481,7 +481,16 @@ EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 #define NODE_TAG_NONE 0x100u
 #define ebb_compiler_barrier() __asm__ __volatile__("" ::: "memory")
 void tcache_wait_steal(tcache_t *tc);
-#if defined(__SANITIZE_THREAD__) || !defined(__x86_64__)
+/* clang names TSan with __has_feature, GCC with __SANITIZE_THREAD__ */
+#if !defined(EBB_TSAN) && defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EBB_TSAN 1
+#endif
+#endif
+#if !defined(EBB_TSAN) && defined(__SANITIZE_THREAD__)
+#define EBB_TSAN 1
+#endif
+#if defined(EBB_TSAN) || !defined(__x86_64__)
 EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 {
 	return (int32_t)__atomic_add_fetch(&tc->gate, 1, __ATOMIC_SEQ_CST) < 0;
