@@ -47,7 +47,8 @@ EBB_INLINE void *fast_malloc(size_t size)
 {
 	tcache_t *tc = tcache_self();
 	uint32_t busy = tcache_fast_enter(tc);
-	/* small_max is 0 while the reclaim thread steals the cache */
+	/* small_lim is 0 while the reclaim thread steals the cache: no size
+	 * is below it, not even 0 */
 	if (ebb_likely(tcache_size_ok(tc, size))) {
 		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;

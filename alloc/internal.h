@@ -92,6 +92,7 @@ void ebb_assert_fail(const char *expr, const char *file, int line);
 #define NSMALL		72	/* classes 1..72: 16 B .. 32 KiB */
 #define NCLASS		120	/* classes 73..120: 36 KiB .. 2 MiB */
 #define SMALL_MAX	((size_t)32768)
+#define SMALL_LIM	(SMALL_MAX + 1)	/* malloc's fast path serves sizes below it */
 #define LARGE_MAX	((size_t)2 << 20)
 #define MIN_ALIGN	16
 #define SLAB_MAX_PAGES	32
@@ -428,7 +429,7 @@ struct tcache {
 	uintptr_t key;			/* == tcache_key, next to the bins */
 	/* the fast paths' side of the idle-flush handshake (tcache.c) */
 	uint32_t busy;			/* 1 while a fast path runs (the owner's plain stores) */
-	uintptr_t small_max;		/* SMALL_MAX, 0 while a steal is on (the reclaim thread's) */
+	uintptr_t small_lim;		/* SMALL_LIM, 0 while a steal is on (the reclaim thread's) */
 	uintptr_t map_limit;		/* MAP_LIMIT, 0 while a steal is on (the reclaim thread's) */
 	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
@@ -466,7 +467,9 @@ EBB_INLINE tcache_t *tcache_self(void) { return &ebb_tcache; }
 /* The idle-flush handshake (tcache.c "idle caches"). A fast path stores
  * busy = 1 on entry and the value it found on exit (a call nested in a
  * signal handler leaves it 1); it sees a steal in compares it makes
- * anyway, small_max and map_limit, which the reclaim thread sets to 0.
+ * anyway, small_lim and map_limit, which the reclaim thread sets to 0
+ * (both are tested with <, so that 0 stops every size and index: malloc(0)
+ * too).
  * Everything else that uses the cache (the slow paths, thread exit,
  * ebb_thread_idle) adds 1 to its gate and waits if the result is
  * negative (the reclaim thread set GATE_STEAL), and subtracts 1 when
@@ -509,7 +512,7 @@ EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
 }
 EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
 {
-	return size <= __atomic_load_n(&tc->small_max, __ATOMIC_SEQ_CST);
+	return size < __atomic_load_n(&tc->small_lim, __ATOMIC_SEQ_CST);
 }
 EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
 {
@@ -534,7 +537,7 @@ EBB_INLINE void tcache_exit(tcache_t *tc)
 	__asm__ __volatile__("subl $1, %0" : "+m"(tc->gate) : : "memory", "cc");
 }
 /* Returns the value to give tcache_fast_exit. The store comes before the
- * fast path's reads of small_max or map_limit in program order (the
+ * fast path's reads of small_lim or map_limit in program order (the
  * "memory" clobber keeps the compiler from moving them above it). */
 EBB_INLINE uint32_t tcache_fast_enter(tcache_t *tc)
 {
@@ -553,7 +556,7 @@ EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
  * load costs a separate move). */
 EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
 {
-	__asm__ goto("cmpq %0, %1\n\tja %l[no]" : : "m"(tc->small_max), "r"(size) : "memory", "cc" : no);
+	__asm__ goto("cmpq %0, %1\n\tjae %l[no]" : : "m"(tc->small_lim), "r"(size) : "memory", "cc" : no);
 	return 1;
 no:
 	return 0;

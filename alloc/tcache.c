@@ -46,7 +46,7 @@
 
 __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 	.node_tag = NODE_TAG_NONE,
-	.small_max = SMALL_MAX,
+	.small_lim = SMALL_LIM,
 	.map_limit = MAP_LIMIT,
 };
 uintptr_t tcache_key;
@@ -931,7 +931,7 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
  * the reclaim thread, without the owner's help. The owner's side must cost
  * next to nothing. A fast path stores busy = 1 on entry and puts back the
  * value it found on exit, and it sees a steal in two bounds it compares
- * anyway: malloc's size bound (small_max) and free's chunk-map bound
+ * anyway: malloc's size bound (small_lim) and free's chunk-map bound
  * (map_limit), which only the reclaim thread writes. Everything else that
  * touches the cache (the slow paths, which fast paths reach with busy
  * still 1; thread exit; ebb_thread_idle) holds the gate: one unlocked
@@ -940,12 +940,12 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
  *
  *   owner, fast path                       reclaim thread (tcache_idle_scan)
  *   busy = 1                               steal_active = 1
- *   if (size > small_max) slow path        atomic gate |= GATE_STEAL
- *   ... use the cache ...                  small_max = map_limit = 0
+ *   if (size >= small_lim) slow path       atomic gate |= GATE_STEAL
+ *   ... use the cache ...                  small_lim = map_limit = 0
  *   busy = 0                               membarrier(PRIVATE_EXPEDITED)
  *                                          if (busy == 0 && gate == GATE_STEAL)
  *   owner, slow path                           flush
- *   gate += 1; if (gate < 0) wait          small_max, map_limit = their bounds
+ *   gate += 1; if (gate < 0) wait          small_lim, map_limit = their bounds
  *   ... use the cache ...                  atomic gate &= ~GATE_STEAL
  *   gate -= 1; busy = 0                    steal_active = 0
  *
@@ -953,7 +953,10 @@ size_t tcache_stats_bytes(uint64_t *nthreads)
  * process execute a full barrier, and an instruction is never split by it.
  * So the owner's `busy = 1` either completed before the barrier (its store
  * is then visible: the reclaim thread reads busy 1 and backs off), or runs
- * after it, and then so do the fast path's compares, which read 0: the fast
+ * after it, and then so do the fast path's compares, which read 0 and fail
+ * (both test `x < bound`, which no x passes when the bound is 0; a
+ * `size <= bound` test let malloc(0) pop class 1's bin during a flush, and
+ * the block was handed out while it went back to its slab): the fast
  * path touches nothing and goes to the slow path, whose `addl` on the gate
  * reads GATE_STEAL (stored before the bounds), and it waits there until the
  * bit is cleared, i.e. until the flush is over. The same holds for a
@@ -1009,7 +1012,7 @@ void tcache_wait_steal(tcache_t *tc)
  * every call to the slow path, which waits at the gate. */
 static void steal_signal(tcache_t *t, int on)
 {
-	__atomic_store_n(&t->small_max, on ? 0 : SMALL_MAX, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&t->small_lim, on ? 0 : SMALL_LIM, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&t->map_limit, on ? 0 : MAP_LIMIT, __ATOMIC_SEQ_CST);
 }
 
@@ -1060,8 +1063,13 @@ void tcache_idle_scan(uint64_t now_ns)
 			if (!t->scan_mark)
 				continue;
 			t->scan_mark = 0;
-			if (barrier_ok && __atomic_load_n(&t->busy, __ATOMIC_ACQUIRE) == 0 &&
-			    __atomic_load_n(&t->gate, __ATOMIC_ACQUIRE) == GATE_STEAL &&
+			/* seq_cst, as the stores above: for the atomic (TSan,
+			 * non-x86) variant this is Dekker's pattern, and an
+			 * acquire load may be ordered before the store of the
+			 * bounds (C11 allows it; ARMv8's ldar after stlr and
+			 * x86 do not) */
+			if (barrier_ok && __atomic_load_n(&t->busy, __ATOMIC_SEQ_CST) == 0 &&
+			    __atomic_load_n(&t->gate, __ATOMIC_SEQ_CST) == GATE_STEAL &&
 			    t->state == TC_ACTIVE) {
 				tcache_flush_all(t);
 				if (t->slots && nheld < HOLD_MAX) {
