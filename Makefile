@@ -4,7 +4,8 @@
 #                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc),
 #                   build/libebbmalloc-fastfree.so and .a (free does not read the block), tools
 #   make test       every test (unit, stress, real programs under LD_PRELOAD, NUMA VM, tools)
-#   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds and a fuzzing round (.ci/run)
+#   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds, a fuzzing round and
+#                   the fuzz corpus under TSan (.ci/run)
 #   make demo       a JVM churning native memory under glibc and under ebbmalloc, RSS side by side
 #   make bench      the benchmark runner (bench/run)
 #   make install    PREFIX=/usr/local DESTDIR=

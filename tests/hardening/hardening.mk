@@ -134,6 +134,7 @@ check-san:
 #     that library under LD_PRELOAD / linked in
 #  3. check-san: ASan+UBSan and TSan
 #  4. a fuzz round of CHECK_FUZZ_TIME seconds
+#  5. the fuzz corpus replayed under TSan (tests/fuzz/fuzz.mk, fuzz-tsan)
 # Each step runs even if an earlier one failed; the exit status says if any
 # did, and the summary of every step is printed at the end.
 CHECK_FUZZ_TIME ?= 60
@@ -152,5 +153,6 @@ check:
 	$(MAKE) --no-print-directory check-debug3 CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-debug3 || st=1; \
 	$(MAKE) --no-print-directory check-san CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-san || st=1; \
 	echo "== fuzz ($(CHECK_FUZZ_TIME) s)"; $(MAKE) --no-print-directory fuzz FUZZ_TIME=$(CHECK_FUZZ_TIME) || st=1; \
+	$(MAKE) --no-print-directory fuzz-tsan || st=1; \
 	echo "== make check: $$( [ $$st = 0 ] && echo passed || echo FAILED ) in $$(( $$(date +%s) - start )) s"; \
 	exit $$st
