@@ -65,6 +65,10 @@ LIB_FF_SO := $(BUILD)/libebbmalloc-fastfree.so
 LIB_FF_A  := $(BUILD)/libebbmalloc-fastfree.a
 LIB_A     := $(BUILD)/libebbmalloc.a
 LIB_EBB_A := $(BUILD)/libebbmalloc-ebb.a
+# the ebb_* API of the fastfree build, for tests only (the fuzz corpus's
+# TSan replay, tests/fuzz/fuzz.mk); not built by `make`, not installed
+LIB_EBB_FF_A := $(BUILD)/libebbmalloc-ebb-fastfree.a
+EBB_FF_OBJS  := $(filter-out $(BUILD)/obj/alloc/malloc.o,$(EBB_OBJS)) $(BUILD)/obj-fastfree/alloc/malloc.o
 DEPS_OK   := $(BUILD)/.deps-ok
 
 .PHONY: all lib deps test test-unit check demo bench install clean format-check lint
@@ -121,6 +125,10 @@ $(LIB_EBB_A): $(EBB_OBJS)
 $(LIB_FF_A): $(FF_OBJS)
 	@echo "  AR  $@"
 	$(Q)rm -f $@ && ar rcs $@ $(FF_OBJS)
+
+$(LIB_EBB_FF_A): $(EBB_FF_OBJS)
+	@echo "  AR  $@"
+	$(Q)rm -f $@ && ar rcs $@ $(EBB_FF_OBJS)
 
 $(BUILD)/ebbmalloc.pc: Makefile
 	@mkdir -p $(BUILD)

@@ -5,9 +5,10 @@
 #                              inputs go to $(BUILD)/fuzz/corpus, crashes to
 #                              $(BUILD)/fuzz/crash-*)
 #   make fuzz-tsan             replay the committed corpus REPLAY_ROUNDS
-#                              times (tests/fuzz/replay.c) through a clang
-#                              TSan build of the harness and library, with
-#                              idle steals every millisecond ($(BUILD)/fuzz-tsan)
+#                              times (tests/fuzz/replay.c) through clang
+#                              TSan builds of the harness and library, the
+#                              default and the fastfree build, with idle
+#                              steals every millisecond ($(BUILD)/fuzz-tsan)
 #   test-hardening runs a 20 s round (tests/fuzz/run_fuzz.sh), or skips
 #   (exit 77) when clang's libFuzzer cannot be installed.
 #
@@ -68,20 +69,27 @@ FUZZ_SUITE_TESTS := "tests/fuzz/run_fuzz.sh $(FUZZ_BIN) 20"
 # fuzzer had hit once in weeks as an "invalid pointer" on a live block.
 TSAN_FUZZ_BUILD := $(BUILD)/fuzz-tsan
 TSAN_FUZZ_BIN   := $(TSAN_FUZZ_BUILD)/replay_tsan
-REPLAY_ROUNDS   ?= 3
+TSAN_FUZZ_FF_BIN := $(TSAN_FUZZ_BUILD)/replay_tsan_fastfree
+REPLAY_ROUNDS   ?= 2
 TSAN_FUZZ_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(FUZZ_CFLAGS)) -fsanitize=thread
 .PHONY: fuzz-tsan FORCE_TSAN_FUZZ
 FORCE_TSAN_FUZZ:
+# both builds' ebb_* libraries (the sub-make decides what is up to date),
+# then a harness for each
 $(TSAN_FUZZ_BIN): tests/fuzz/fuzz_ebb.c tests/fuzz/replay.c tests/hardening/hard.h include/ebbmalloc.h FORCE_TSAN_FUZZ | $(FUZZ_DEPS_OK)
 	$(Q)$(MAKE) --no-print-directory BUILD=$(TSAN_FUZZ_BUILD) CC=clang DEBUG=3 SAN=thread \
-		CFLAGS="-Wno-unknown-warning-option" $(TSAN_FUZZ_BUILD)/libebbmalloc-ebb.a
-	@[ "$(V)" != 0 ] || echo "  CC  tests/fuzz/fuzz_ebb.c tests/fuzz/replay.c (TSan)"
+		CFLAGS="-Wno-unknown-warning-option" $(TSAN_FUZZ_BUILD)/libebbmalloc-ebb.a $(TSAN_FUZZ_BUILD)/libebbmalloc-ebb-fastfree.a
+	@[ "$(V)" != 0 ] || echo "  CC  tests/fuzz/fuzz_ebb.c tests/fuzz/replay.c (TSan, both builds)"
 	$(Q)clang $(TSAN_FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_ebb.c tests/fuzz/replay.c \
 		$(TSAN_FUZZ_BUILD)/libebbmalloc-ebb.a $(LIB_LDLIBS)
+	$(Q)clang $(TSAN_FUZZ_CFLAGS) -o $(TSAN_FUZZ_FF_BIN) tests/fuzz/fuzz_ebb.c tests/fuzz/replay.c \
+		$(TSAN_FUZZ_BUILD)/libebbmalloc-ebb-fastfree.a $(LIB_LDLIBS)
 
 fuzz-tsan: $(TSAN_FUZZ_BIN)
-	@echo "== the fuzz corpus under TSan, $(REPLAY_ROUNDS) rounds, idle steals every 1 ms"
-	$(Q)EBB_TCACHE_IDLE_MS=1 REPLAY_ROUNDS=$(REPLAY_ROUNDS) TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
-		$(TSAN_FUZZ_BIN) tests/fuzz/corpus/* 2>$(TSAN_FUZZ_BUILD)/replay.log; \
-	rc=$$?; tail -n 1 $(TSAN_FUZZ_BUILD)/replay.log; \
-	if [ $$rc != 0 ]; then tail -n 80 $(TSAN_FUZZ_BUILD)/replay.log; echo "fuzz-tsan: FAILED (exit $$rc)"; exit 1; fi
+	$(Q)st=0; for b in $(TSAN_FUZZ_BIN) $(TSAN_FUZZ_FF_BIN); do \
+		echo "== the fuzz corpus under TSan ($$(basename $$b)), $(REPLAY_ROUNDS) rounds, idle steals every 1 ms"; \
+		EBB_TCACHE_IDLE_MS=1 REPLAY_ROUNDS=$(REPLAY_ROUNDS) TSAN_OPTIONS="halt_on_error=1 exitcode=66" \
+			$$b tests/fuzz/corpus/* 2>$$b.log; \
+		rc=$$?; tail -n 1 $$b.log; \
+		if [ $$rc != 0 ]; then tail -n 80 $$b.log; echo "fuzz-tsan: $$(basename $$b) FAILED (exit $$rc)"; st=1; fi; \
+	done; exit $$st
