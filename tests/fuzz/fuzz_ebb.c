@@ -23,10 +23,11 @@
  * the same time, the first on the calling thread; handed-off blocks are
  * freed by whichever thread takes them: remote frees.
  *
- * Oracle: every block is patterned (hard.h) and checked on free, realloc
- * and at the end; usable size >= request; alignment; calloc zero; realloc
- * keeps contents; every 64 operations and at the end of an input every
- * arena's walker (arena_is_valid) and the thread's cache walker
+ * Oracle: every block is patterned (hard.h; a 0-byte block through its
+ * usable bytes) and checked on free, realloc and at the end; usable size
+ * >= request; alignment; calloc zero; realloc keeps contents; every 64
+ * operations and at the end of an input every arena's walker
+ * (arena_is_valid) and the thread's cache walker
  * (tcache_is_valid, inside the idle-flush gate: called outside it, it
  * races with the reclaim thread stealing the cache - the harness's first
  * "finding", crash-555d2b10, reproduced at once with EBB_TCACHE_IDLE_MS=1)
@@ -126,7 +127,10 @@ static int got(struct fslot *s, void *p, size_t n, size_t align, const char *fn)
 	}
 	FCHECK(p != NULL, "%s(%zu) failed (errno %d)", fn, n, errno);
 	FCHECK(((uintptr_t)p & (align - 1)) == 0, "%s(%zu) = %p not aligned to %zu", fn, n, p, align);
-	set(s, p, n ? n : 0);
+	/* a 0-byte block is patterned through its usable bytes: a pattern of
+	 * nothing let the one failure of malloc(0) (ba88ef8) pass every check
+	 * until usable_size found the block's slab gone */
+	set(s, p, n ? n : ebb_malloc_usable_size(p));
 	return 1;
 }
 
