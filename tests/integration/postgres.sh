@@ -25,13 +25,15 @@ as_pg() {
 }
 
 scenario() {
-	local top=$PWD port=$((20000 + RANDOM % 20000)) rc=0 d
+	local top port=$((20000 + RANDOM % 20000)) rc=0 d
 	PG_PRELOAD=${LD_PRELOAD:-}
+	# the server's directory (and its socket, whose path may not exceed
+	# 107 bytes: a deep checkout's would) in a fresh directory under /tmp
+	top=$(mktemp -d "${TMPDIR:-/tmp}/ebb-pg.XXXXXX") || return 1
 	if [ "$(id -u)" = 0 ]; then
 		# the postgres user may not reach this checkout (root's home is
-		# 0700 on Debian): its directory and a copy of the library under
-		# test go in a fresh directory it can read
-		top=$(mktemp -d "${TMPDIR:-/tmp}/ebb-pg.XXXXXX") || return 1
+		# 0700 on Debian): a copy of the library under test goes there
+		# too, readable
 		chmod 755 "$top"
 		if [ -n "$PG_PRELOAD" ]; then
 			cp "$PG_PRELOAD" "$top/" && PG_PRELOAD=$top/${PG_PRELOAD##*/} && chmod 644 "$PG_PRELOAD" || return 1
@@ -66,7 +68,7 @@ scenario() {
 	fi
 	as_pg $PGBIN/pg_ctl -D "$d" -w -m fast stop >/dev/null || rc=1
 	grep -E 'terminated by signal|PANIC|ebbmalloc' "$d/server.log" >&2 && rc=1
-	[ "$top" != "$PWD" ] && rm -rf "$top"
+	rm -rf "$top"
 	return $rc
 }
 run_both postgres scenario 8
