@@ -429,8 +429,8 @@ struct tcache {
 	uintptr_t key;			/* == tcache_key, next to the bins */
 	/* the fast paths' side of the idle-flush handshake (tcache.c) */
 	uint32_t busy;			/* 1 while a fast path runs (the owner's plain stores) */
-	uintptr_t small_lim;		/* SMALL_LIM, 0 while a steal is on (the reclaim thread's) */
-	uintptr_t map_limit;		/* MAP_LIMIT, 0 while a steal is on (the reclaim thread's) */
+	uintptr_t small_lim;		/* SMALL_LIM; 0 before tcache_init and while a steal is on */
+	uintptr_t map_limit;		/* MAP_LIMIT; the same (the reclaim thread's once registered) */
 	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */

@@ -44,10 +44,15 @@
 #include "os.h"
 #include "reclaim.h"
 
+/* The fast paths' bounds start at 0 (closed) and open when the thread's
+ * cache is set up (tcache_init): until then every call takes the slow
+ * path, which starts the library and the cache. Open from the start, a
+ * thread's first fast path read the size-class table while another
+ * thread's first call was still writing it (harmless, every bin of an
+ * uninitialised cache is empty, but a data race: tests/hardening/first_use.c
+ * under TSan). */
 __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 	.node_tag = NODE_TAG_NONE,
-	.small_lim = SMALL_LIM,
-	.map_limit = MAP_LIMIT,
 };
 uintptr_t tcache_key;
 
@@ -588,6 +593,10 @@ int tcache_init(tcache_t *tc)
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
+	/* open the fast paths; before registering, after which only the
+	 * reclaim thread writes the bounds */
+	__atomic_store_n(&tc->small_lim, SMALL_LIM, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->map_limit, MAP_LIMIT, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&reg_lock);
 	tc->reg_prev = NULL;
 	tc->reg_next = reg_head;

@@ -18,7 +18,7 @@ HARD_CFLAGS  := $(CFLAGS_COMMON) -Wno-missing-prototypes -Itests/hardening
 HARD_HDRS    := tests/hardening/hard.h tests/hardening/workload.h
 # linked with the ebb_* library: may call hidden internals (fault_configure,
 # arena_is_valid) as the unit tests do
-HARD_EBB     := fault_spec fault_oom fault_purge fault_mbind xthread purge_fail_slab
+HARD_EBB     := fault_spec fault_oom fault_purge fault_mbind xthread purge_fail_slab first_use
 # plain malloc API, run under LD_PRELOAD: no sanitizer can host them
 HARD_PRE     := preload_oom init_oom
 HARD_EBB_BINS := $(addprefix $(HARD_DIR)/,$(HARD_EBB))
@@ -47,6 +47,7 @@ HARD_TESTS = \
 	"EBB_NUMA_FAKE=2 $(HARD_DIR)/fault_mbind" \
 	"EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread" \
 	"EBB_DECAY_MS=0 $(HARD_DIR)/purge_fail_slab" \
+	"$(HARD_DIR)/first_use 4" \
 	"EBB_FAULT=mmap=40-400 $(HARD_PRELOAD) $(HARD_DIR)/preload_oom window" \
 	"EBB_FAULT=mmap=rand:0.25,mremap=rand:0.5,madvise=rand:0.3,seed=7 EBB_DECAY_MS=0 EBB_RECLAIM_BACKEND=madvise $(HARD_PRELOAD) $(HARD_DIR)/preload_oom random" \
 	"ulimit -v 1572864 && $(HARD_PRELOAD) $(HARD_DIR)/preload_oom rlimit" \
@@ -93,7 +94,9 @@ HARD_EBB_TESTS = \
 	"EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread 10" \
 	"EBB_NUMA_FAKE=2 EBB_DECAY_MS=0 EBB_TCACHE_IDLE_MS=5 $(HARD_DIR)/xthread 5" \
 	"EBB_RECLAIM=inline EBB_TCACHE_MAX_BYTES=0 EBB_DECAY_MS=0 $(HARD_DIR)/xthread 5" \
-	"EBB_DECAY_MS=0 $(HARD_DIR)/purge_fail_slab"
+	"EBB_DECAY_MS=0 $(HARD_DIR)/purge_fail_slab" \
+	"$(HARD_DIR)/first_use 4" \
+	"$(HARD_DIR)/first_use 16"
 SAN_ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 SAN_TSAN_ENV := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1

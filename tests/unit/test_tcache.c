@@ -278,6 +278,40 @@ static void test_fast_paths_see_a_steal(void **state)
 	assert_int_equal(tc->busy, 0);
 }
 
+/* A thread's fast paths are closed (bounds 0) until its cache is set up:
+ * its first calls take the slow path, which starts the library, so no
+ * fast path reads what start-up writes before synchronising with it
+ * (tests/hardening/first_use.c shows the race under TSan). */
+static void *fresh_thread(void *arg)
+{
+	uintptr_t *seen = arg;
+	tcache_t *tc = tcache_self();
+	seen[0] = tc->small_lim;
+	seen[1] = tc->map_limit;
+	seen[2] = tc->state;
+	void *p = ebb_malloc(40);
+	seen[3] = tc->small_lim;
+	seen[4] = tc->map_limit;
+	seen[5] = tc->state;
+	ebb_free(p);
+	return NULL;
+}
+
+static void test_fast_paths_closed_until_the_cache_is_set_up(void **state)
+{
+	(void)state;
+	uintptr_t seen[6];
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, fresh_thread, seen), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(seen[0], 0);
+	assert_int_equal(seen[1], 0);
+	assert_int_equal(seen[2], TC_UNINIT);
+	assert_int_equal(seen[3], SMALL_LIM);
+	assert_int_equal(seen[4], MAP_LIMIT);
+	assert_int_equal(seen[5], TC_ACTIVE);
+}
+
 /* Backoff arithmetic, driven event by event (the GC is a function of
  * slow-path events; the idle flush's clock is injected above). */
 static void test_bin_grows_on_dry_and_overflow(void **state)
@@ -931,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_idle_cache_is_flushed),
 		cmocka_unit_test(test_cache_in_a_fast_path_is_not_flushed),
 		cmocka_unit_test(test_fast_paths_see_a_steal),
+		cmocka_unit_test(test_fast_paths_closed_until_the_cache_is_set_up),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
 		cmocka_unit_test(test_batch_bytes_bound),
