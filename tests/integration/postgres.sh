@@ -24,12 +24,10 @@ as_pg() {
 	fi
 }
 
-scenario() {
-	local top port=$((20000 + RANDOM % 20000)) rc=0 d
+# scenario_in TOP: the run, with the server's directory under TOP
+scenario_in() {
+	local top=$1 port=$((20000 + RANDOM % 20000)) rc=0 d
 	PG_PRELOAD=${LD_PRELOAD:-}
-	# the server's directory (and its socket, whose path may not exceed
-	# 107 bytes: a deep checkout's would) in a fresh directory under /tmp
-	top=$(mktemp -d "${TMPDIR:-/tmp}/ebb-pg.XXXXXX") || return 1
 	if [ "$(id -u)" = 0 ]; then
 		# the postgres user may not reach this checkout (root's home is
 		# 0700 on Debian): a copy of the library under test goes there
@@ -68,6 +66,17 @@ scenario() {
 	fi
 	as_pg $PGBIN/pg_ctl -D "$d" -w -m fast stop >/dev/null || rc=1
 	grep -E 'terminated by signal|PANIC|ebbmalloc' "$d/server.log" >&2 && rc=1
+	return $rc
+}
+
+scenario() {
+	local top rc
+	# the server's directory (and its socket, whose path may not exceed
+	# 107 bytes: a deep checkout's would) in a fresh directory under /tmp,
+	# removed however the run ends
+	top=$(mktemp -d "${TMPDIR:-/tmp}/ebb-pg.XXXXXX") || return 1
+	scenario_in "$top"
+	rc=$?
 	rm -rf "$top"
 	return $rc
 }
