@@ -55,6 +55,7 @@ __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
 	.node_tag = NODE_TAG_NONE,
 };
 uintptr_t tcache_key;
+static void steal_signal(tcache_t *t, int on);	/* the fast paths' bounds: closed or open */
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Sum of every live cache's bound_bytes: growth stops at tcache_total_bytes. */
@@ -593,10 +594,9 @@ int tcache_init(tcache_t *tc)
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
-	/* open the fast paths; before registering, after which only the
-	 * reclaim thread writes the bounds */
-	__atomic_store_n(&tc->small_lim, SMALL_LIM, __ATOMIC_RELAXED);
-	__atomic_store_n(&tc->map_limit, MAP_LIMIT, __ATOMIC_RELAXED);
+	/* open the fast paths (their bounds, as a steal's end restores them);
+	 * before registering, after which only the reclaim thread writes them */
+	steal_signal(tc, 0);
 	pthread_mutex_lock(&reg_lock);
 	tc->reg_prev = NULL;
 	tc->reg_next = reg_head;
