@@ -144,6 +144,40 @@ static void test_invalid_frees_abort(void **state)
 	expect_abort(free_past_last_block, "ebbmalloc: free(): invalid pointer 0x");
 }
 
+/* realloc and malloc_usable_size look a pointer up their own way
+ * (refill.c usable_checked, through the radix tree, not free's chunk
+ * map): the same bad pointers as above, the same one line each. A
+ * pointer into a chunk's header pages has class 0 there. */
+static void *bad_stack(void) { static __thread char x[64]; return x + 16; }
+static void *bad_mmap(void)
+{
+	return mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+static void *bad_interior(void) { return (char *)ebb_malloc(100) + 16; }
+static void *bad_interior_large(void) { return (char *)ebb_malloc(100000) + 4096; }
+static void *bad_huge_interior(void) { return (char *)ebb_malloc(8 << 20) + 64; }
+static void *bad_chunk_header(void) { return chunk_of(ebb_malloc(100)); }
+static void *bad_beyond_user_space(void)
+{
+	return (void *)((uintptr_t)ebb_malloc(100) | (uintptr_t)1 << 47);
+}
+static void *(*const bad_ptrs[])(void) = {
+	bad_stack, bad_mmap, bad_interior, bad_interior_large,
+	bad_huge_interior, bad_chunk_header, bad_beyond_user_space,
+};
+static unsigned bad_which;
+static void realloc_bad(void) { ebb_realloc(bad_ptrs[bad_which](), 200); }
+static void usable_bad(void) { (void)ebb_malloc_usable_size(bad_ptrs[bad_which]()); }
+
+static void test_invalid_realloc_and_usable_size_abort(void **state)
+{
+	(void)state;
+	for (bad_which = 0; bad_which < sizeof(bad_ptrs) / sizeof(bad_ptrs[0]); bad_which++) {
+		expect_abort(realloc_bad, "ebbmalloc: realloc(): invalid pointer 0x");
+		expect_abort(usable_bad, "ebbmalloc: malloc_usable_size(): invalid pointer 0x");
+	}
+}
+
 /* EBB_DEBUG >= 1: the size and alignment free_sized and free_aligned_sized
  * are given are checked (release builds ignore them) */
 static void free_sized_too_big(void) { void *p = ebb_malloc(100); ebb_free_sized(p, 4096); }
@@ -452,6 +486,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_invalid_frees_abort),
+		cmocka_unit_test(test_invalid_realloc_and_usable_size_abort),
 		cmocka_unit_test(test_double_frees_abort),
 		cmocka_unit_test(test_sized_frees_checked),
 		cmocka_unit_test(test_impossible_sizes),
