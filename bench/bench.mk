@@ -5,6 +5,8 @@
 #   make demo         build ebbmalloc, run the JVM workload under glibc and
 #                     under ebbmalloc, print their RSS side by side
 #   make bench-bins   only build the workloads (build/bench/)
+#   make bench-bins-toy  thread-cache bin layouts (list, slot stack) in toy
+#                     allocators under smallst (bench/bins_toy.c)
 #   make bench-backends  the three reclaim backends on the same 1 GiB of
 #                     purges, in ranges of 4-64 KiB and of 4 KiB-2 MiB
 #                     (bench/purge_backends.c); writes
@@ -82,6 +84,14 @@ bench-backends: $(PURGE_BENCH)
 
 bench: bench-bins
 	$(Q)python3 bench/run $(BENCH_ARGS)
+
+# Thread-cache bin layouts under bench_smallst: three toy allocators
+# (bench/bins_toy.c) against tcmalloc and ebbmalloc; writes
+# bench/results/bins-toy.md. BINS_TOY_ARGS="-n 9 --secs 3".
+BINS_TOY_ARGS ?=
+.PHONY: bench-bins-toy
+bench-bins-toy: lib $(BUILD)/bench/bench_smallst
+	$(Q)python3 bench/bins_toy $(BINS_TOY_ARGS) | tee bench/results/bins-toy.md
 
 demo: $(BENCH_DEPS)
 	$(Q)$(MAKE) --no-print-directory lib
