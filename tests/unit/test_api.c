@@ -148,7 +148,8 @@ static void test_invalid_frees_abort(void **state)
  * (refill.c usable_checked, through the radix tree, not free's chunk
  * map): the same bad pointers as above, the same one line each. A
  * pointer into a chunk's header pages has class 0 there. */
-static void *bad_stack(void) { static __thread char x[64]; return x + 16; }
+static void *bad_tls(void) { static __thread char x[64]; return x + 16; }
+static void *bad_static(void) { static char x[64]; return x + 16; }
 static void *bad_mmap(void)
 {
 	return mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -162,7 +163,7 @@ static void *bad_beyond_user_space(void)
 	return (void *)((uintptr_t)ebb_malloc(100) | (uintptr_t)1 << 47);
 }
 static void *(*const bad_ptrs[])(void) = {
-	bad_stack, bad_mmap, bad_interior, bad_interior_large,
+	bad_tls, bad_static, bad_mmap, bad_interior, bad_interior_large,
 	bad_huge_interior, bad_chunk_header, bad_beyond_user_space,
 };
 static unsigned bad_which;
