@@ -85,7 +85,7 @@ bench-backends: $(PURGE_BENCH)
 bench: bench-bins
 	$(Q)python3 bench/run $(BENCH_ARGS)
 
-# Thread-cache bin layouts under bench_smallst: three toy allocators
+# Thread-cache bin layouts under bench_smallst: four toy allocators
 # (bench/bins_toy.c) against tcmalloc and ebbmalloc; writes
 # bench/results/bins-toy.md. BINS_TOY_ARGS="-n 9 --secs 3".
 BINS_TOY_ARGS ?=

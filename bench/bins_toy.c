@@ -4,20 +4,25 @@
  * thread, no flushing (a full bin drops the block), memory never returned;
  * it runs bench_smallst, and nothing else is claimed of it.
  *
- * Built three ways (bench/bins_toy.sh), each preloaded under bench_smallst:
+ * Built four ways (bench/bins_toy), each preloaded under bench_smallst:
  *   TOY_BIN=0  intrusive list: the bin is a head pointer, a cached block's
  *              first word links to the next (tcmalloc's and glibc's tcache
  *              shape);
  *   TOY_BIN=1  the same with a count and a bound, as a real cache needs;
  *   TOY_BIN=2  slot stack: the bin is an array of pointers and a top
- *              (ebbmalloc's shape, alloc/fastpath.h), bounded.
+ *              (ebbmalloc's shape, alloc/fastpath.h), bounded;
+ *   TOY_BIN=3  the slot stack with one "hot" slot in front: free fills
+ *              it when it is empty, malloc takes it first (no link in a
+ *              block, and the hot slot's address is fixed).
  * Everything else is shared: 16-byte classes up to 512 B found through a
  * table, 64 KiB pages of one class each with a byte map from page to class,
  * the bins in initial-exec TLS, refills that carve a fresh page.
  *
- * What it showed (bench/results/bins-toy.md): with the same work around them,
- * the slot stack runs smallst at 0.85-0.9 x the list, which is ebbmalloc's
- * gap to tcmalloc there.
+ * What it showed (bench/results/bins-toy.md): with the same work around
+ * them, the slot stack runs smallst at 0.86 x tcmalloc where the counted
+ * list runs at 1.00 and ebbmalloc at 0.88: the stack is ebbmalloc's gap.
+ * The hot slot makes the stack slower still (0.70: which of the two a call
+ * takes is a coin toss for the branch predictor).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -46,6 +51,9 @@ static __thread void *bin_head[NCLS] __attribute__((tls_model("initial-exec")));
 #elif TOY_BIN == 1
 struct lbin { void *head; uint32_t count, max; };
 static __thread struct lbin bins[NCLS] __attribute__((tls_model("initial-exec")));
+#elif TOY_BIN == 3
+struct sbin { void *hot; void **top, **lo, **hi; };
+static __thread struct sbin bins[NCLS] __attribute__((tls_model("initial-exec")));
 #else
 struct sbin { void **top, **lo, **hi; };
 static __thread struct sbin bins[NCLS] __attribute__((tls_model("initial-exec")));
@@ -122,7 +130,7 @@ __attribute__((noinline)) static void *toy_slow(size_t size)
 	page_cls[(size_t)(p - base) >> LG_TPAGE] = (uint8_t)c;
 #if TOY_BIN == 1
 	bins[c].max = BIN_MAX;
-#elif TOY_BIN == 2
+#elif TOY_BIN >= 2
 	if (!bins[c].lo) {
 		bins[c].lo = bins[c].top = toy_map(BIN_MAX * sizeof(void *));
 		if (!bins[c].lo)
@@ -156,6 +164,13 @@ void *malloc(size_t size)
 		}
 #else
 		struct sbin *b = &bins[c];
+#if TOY_BIN == 3
+		void *h = b->hot;
+		if (toy_likely(h != NULL)) {
+			b->hot = NULL;
+			return h;
+		}
+#endif
 		void **t = b->top;
 		if (toy_likely(t != b->lo)) {
 			b->top = t - 1;
@@ -186,6 +201,12 @@ void free(void *ptr)
 	}
 #else
 	struct sbin *b = &bins[c];
+#if TOY_BIN == 3
+	if (toy_likely(b->hot == NULL)) {
+		b->hot = ptr;
+		return;
+	}
+#endif
 	void **t = b->top;
 	if (toy_likely(t != b->hi)) {
 		*t = ptr;
