@@ -20,7 +20,10 @@
  * once per batch and the main thread looks every millisecond:
  * same_cpu_pct in the RESULT line is how often a pair's two threads were
  * last seen on one CPU (averaged over pairs), i.e. which regime a run
- * was in.
+ * was in; prod_same_cpu_pct how often neighbouring pairs' producers were
+ * (with 2 pairs on 2 CPUs and each pair split, whether the producers
+ * share one CPU and the consumers the other, or each CPU runs a producer
+ * and the other pair's consumer).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
 {
 	static const char *const keys[] = { "pairs", "ring", "min", "max", "secs", "pin", NULL };
 	long npairs, secs, ring, pin, total = 0, bad = 0, same = 0, looks = 0;
+	long psame = 0, plooks = 0;
 	struct pair *pr;
 	pthread_t *th;
 	double t0, c0, t1, c1;
@@ -174,6 +178,12 @@ int main(int argc, char **argv)
 		for (long i = 0; i < npairs; i++, looks++)
 			same += atomic_load_explicit(&pr[i].cpu[0], memory_order_relaxed) ==
 				atomic_load_explicit(&pr[i].cpu[1], memory_order_relaxed);
+		for (long i = 0; i + 1 < npairs; i++, plooks++) {
+			int a = atomic_load_explicit(&pr[i].cpu[0], memory_order_relaxed);
+			int b = atomic_load_explicit(&pr[i + 1].cpu[0], memory_order_relaxed);
+
+			psame += a >= 0 && a == b;
+		}
 	}
 	atomic_store(&stop, 1);
 	for (long i = 0; i < 2 * npairs; i++)
@@ -184,7 +194,9 @@ int main(int argc, char **argv)
 		total += pr[i].consumed;
 		bad += pr[i].bad;
 	}
-	bench_result((double)total, t1 - t0, c1 - c0, "pairs=%ld pin=%ld same_cpu_pct=%.0f bad=%ld", npairs, pin,
-		     looks ? 100.0 * (double)same / (double)looks : 0.0, bad);
+	bench_result((double)total, t1 - t0, c1 - c0,
+		     "pairs=%ld pin=%ld same_cpu_pct=%.0f prod_same_cpu_pct=%.0f bad=%ld", npairs, pin,
+		     looks ? 100.0 * (double)same / (double)looks : 0.0,
+		     plooks ? 100.0 * (double)psame / (double)plooks : 0.0, bad);
 	return bad != 0;
 }
