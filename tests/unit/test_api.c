@@ -63,22 +63,37 @@ static void expect_abort(void (*fn)(void), const char *prefix)
 	assert_non_null(strstr(buf, "0x"));
 }
 
-static void free_stack(void) { int x; ebb_free(&x); }
-static void free_mmap(void)
+/* Pointers ebbmalloc never returned, one maker each: free, realloc and
+ * malloc_usable_size (which look a pointer up their own way: refill.c
+ * usable_checked, through the radix tree, not free's chunk map) must
+ * each abort with their one line on every one. A pointer into a chunk's
+ * header pages has class 0 there. */
+static void *bad_tls(void) { static __thread char x[64]; return x + 16; }
+static void *bad_static(void) { static char x[64]; return x + 16; }
+static void *bad_mmap(void)
 {
-	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	ebb_free(p);
+	return mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 }
-static void free_interior(void) { char *p = ebb_malloc(100); ebb_free(p + 16); }
-static void free_interior_large(void) { char *p = ebb_malloc(100000); ebb_free(p + 4096); }
-static void free_huge_interior(void) { char *p = ebb_malloc(8 << 20); ebb_free(p + 64); }
+static void *bad_interior(void) { return (char *)ebb_malloc(100) + 16; }
+static void *bad_interior_large(void) { return (char *)ebb_malloc(100000) + 4096; }
+static void *bad_huge_interior(void) { return (char *)ebb_malloc(8 << 20) + 64; }
+static void *bad_chunk_header(void) { return chunk_of(ebb_malloc(100)); }
 /* beyond the 47-bit user space, where p's chunk index, masked, would name
  * a chunk of ours (the fast path bounds the index, it does not wrap it) */
-static void free_beyond_user_space(void)
+static void *bad_beyond_user_space(void)
 {
-	void *p = ebb_malloc(100);
-	ebb_free((void *)((uintptr_t)p | (uintptr_t)1 << 47));
+	return (void *)((uintptr_t)ebb_malloc(100) | (uintptr_t)1 << 47);
 }
+static void *(*const bad_ptrs[])(void) = {
+	bad_tls, bad_static, bad_mmap, bad_interior, bad_interior_large,
+	bad_huge_interior, bad_chunk_header, bad_beyond_user_space,
+};
+static unsigned bad_which;
+static void free_bad(void) { ebb_free(bad_ptrs[bad_which]()); }
+static void realloc_bad(void) { ebb_realloc(bad_ptrs[bad_which](), 200); }
+static void usable_bad(void) { (void)ebb_malloc_usable_size(bad_ptrs[bad_which]()); }
+
+static void free_stack(void) { int x; ebb_free(&x); }
 /* one past a slab's last block, in the slab's tail waste: a multiple of
  * the size from the first block, so only the span bound rejects it (it
  * used to be cached, and the next malloc of the class would have handed
@@ -136,39 +151,10 @@ static void test_invalid_frees_abort(void **state)
 {
 	(void)state;
 	expect_abort(free_stack, "ebbmalloc: free(): invalid pointer 0x");
-	expect_abort(free_mmap, "ebbmalloc: free(): invalid pointer 0x");
-	expect_abort(free_interior, "ebbmalloc: free(): invalid pointer 0x");
-	expect_abort(free_interior_large, "ebbmalloc: free(): invalid pointer 0x");
-	expect_abort(free_huge_interior, "ebbmalloc: free(): invalid pointer 0x");
-	expect_abort(free_beyond_user_space, "ebbmalloc: free(): invalid pointer 0x");
+	for (bad_which = 0; bad_which < sizeof(bad_ptrs) / sizeof(bad_ptrs[0]); bad_which++)
+		expect_abort(free_bad, "ebbmalloc: free(): invalid pointer 0x");
 	expect_abort(free_past_last_block, "ebbmalloc: free(): invalid pointer 0x");
 }
-
-/* realloc and malloc_usable_size look a pointer up their own way
- * (refill.c usable_checked, through the radix tree, not free's chunk
- * map): the same bad pointers as above, the same one line each. A
- * pointer into a chunk's header pages has class 0 there. */
-static void *bad_tls(void) { static __thread char x[64]; return x + 16; }
-static void *bad_static(void) { static char x[64]; return x + 16; }
-static void *bad_mmap(void)
-{
-	return mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-}
-static void *bad_interior(void) { return (char *)ebb_malloc(100) + 16; }
-static void *bad_interior_large(void) { return (char *)ebb_malloc(100000) + 4096; }
-static void *bad_huge_interior(void) { return (char *)ebb_malloc(8 << 20) + 64; }
-static void *bad_chunk_header(void) { return chunk_of(ebb_malloc(100)); }
-static void *bad_beyond_user_space(void)
-{
-	return (void *)((uintptr_t)ebb_malloc(100) | (uintptr_t)1 << 47);
-}
-static void *(*const bad_ptrs[])(void) = {
-	bad_tls, bad_static, bad_mmap, bad_interior, bad_interior_large,
-	bad_huge_interior, bad_chunk_header, bad_beyond_user_space,
-};
-static unsigned bad_which;
-static void realloc_bad(void) { ebb_realloc(bad_ptrs[bad_which](), 200); }
-static void usable_bad(void) { (void)ebb_malloc_usable_size(bad_ptrs[bad_which]()); }
 
 static void test_invalid_realloc_and_usable_size_abort(void **state)
 {
