@@ -263,6 +263,7 @@ static void *bin_pop(tcache_t *tc, tbin_t *b)
 	if (!ebb_build_free_reads_block && q == b->top[-1] && !block_freed_here(q, tc->key))
 		tcache_fatal_second_free(q, "malloc as it was to hand the block out again");
 	b->top--;
+	tbin_sync_cur(b);
 	ebb_compiler_barrier();	/* top first, as on the fast path */
 	return block_handout(q);
 }
@@ -330,6 +331,7 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		for (unsigned i = 0; i + 1 < got; i++)
 			b->top[i] = (void *)((uintptr_t)b->top[i] | SLOT_FRESH);
 	b->top += got - 1;
+	tbin_sync_cur(b);
 	return block_handout(q);
 out:
 	if (!p) {
@@ -356,7 +358,7 @@ void *refill_malloc_slow(size_t size, uint32_t busy)
 	tcache_t *tc = slow_entry();
 	void *p = malloc_slow(tc, size);
 	tcache_exit(tc);
-	tcache_fast_exit(tc, busy);
+	tcache_fast_exit(tcache_self_fs(), busy);
 	return p;
 }
 
@@ -444,6 +446,7 @@ static void free_slow(tcache_t *tc, void *p)
 	}
 	((void **)p)[ebb_build_free_reads_block ? 1 : 0] = (void *)tcache_key;
 	b->top[0] = p;
+	b->cur = b->top[0];	/* as the fast path: tagged or not */
 	ebb_compiler_barrier();	/* slot before top, as on the fast path */
 	b->top++;
 }
@@ -453,7 +456,7 @@ void refill_free_slow(void *p, uint32_t busy)
 	tcache_t *tc = slow_entry();
 	free_slow(tc, p);
 	tcache_exit(tc);
-	tcache_fast_exit(tc, busy);
+	tcache_fast_exit(tcache_self_fs(), busy);
 }
 
 /* ---- usable size, aligned, realloc ------------------------------------------------- */

@@ -138,7 +138,7 @@ static void *churn_and_park(void *arg)
 	if (hold_in_use == 1)
 		tcache_enter(tc);	/* as if parked inside a slow path */
 	else if (hold_in_use == 2)
-		busy = tcache_fast_enter(tc);	/* as if parked inside a fast path */
+		busy = tcache_fast_enter(tcache_self_fs());	/* as if parked inside a fast path */
 	pthread_mutex_lock(&park_mu);
 	parked_tc = tc;
 	parked = 1;
@@ -149,7 +149,7 @@ static void *churn_and_park(void *arg)
 	if (hold_in_use == 1)
 		tcache_exit(tc);
 	else if (hold_in_use == 2)
-		tcache_fast_exit(tc, busy);
+		tcache_fast_exit(tcache_self_fs(), busy);
 	return NULL;
 }
 
@@ -276,6 +276,37 @@ static void test_fast_paths_see_a_steal(void **state)
 	ebb_free(p);
 	assert_int_equal(atomic_load(&tc->activity), act);	/* all fast again */
 	assert_int_equal(tc->busy, 0);
+}
+
+/* malloc's fast path hands out the bin's copy of its top slot (tbin_t.cur).
+ * A slow path that pops the bin (here: a steal request closed the fast
+ * path's bound, and the slow path found no steal to wait for) must move
+ * the copy too, or the next fast malloc hands the same block out again. */
+static void test_slow_pop_then_fast_pops(void **state)
+{
+	(void)state;
+	tcache_t *tc = tcache_self();
+	void *v[4], *w[3];
+	for (int i = 0; i < 4; i++)
+		v[i] = ebb_malloc(48);
+	for (int i = 0; i < 4; i++)
+		ebb_free(v[i]);
+	assert_true(tbin_count(&tc->bins[sizeclass_of(48)]) >= 4);
+	__atomic_store_n(&tc->small_lim, 0, __ATOMIC_SEQ_CST);
+	uint64_t act = atomic_load(&tc->activity);
+	w[0] = ebb_malloc(48);
+	assert_int_equal(atomic_load(&tc->activity), act + 1);	/* the slow way */
+	__atomic_store_n(&tc->small_lim, SMALL_LIM, __ATOMIC_SEQ_CST);
+	assert_true(tcache_is_valid(tc));
+	w[1] = ebb_malloc(48);
+	w[2] = ebb_malloc(48);
+	assert_int_equal(atomic_load(&tc->activity), act + 1);	/* both fast */
+	assert_ptr_not_equal(w[0], w[1]);
+	assert_ptr_not_equal(w[0], w[2]);
+	assert_ptr_not_equal(w[1], w[2]);
+	for (int i = 0; i < 3; i++)
+		ebb_free(w[i]);
+	assert_true(tcache_is_valid(tc));
 }
 
 /* A thread's fast paths are closed (bounds 0) until its cache is set up:
@@ -861,6 +892,12 @@ static void test_walker_catches_cache_corruption(void **state)
 	void **base = tbin_base(b);
 	assert_true(tcache_is_valid(tc));
 
+	void *cur = b->cur;
+	b->cur = base[0];				/* malloc's copy of the top slot gone stale */
+	assert_false(tcache_is_valid(tc));
+	b->cur = cur;
+	assert_true(tcache_is_valid(tc));
+
 	void *keep = base[1];
 	base[1] = base[0];				/* cached twice */
 	assert_false(tcache_is_valid(tc));
@@ -965,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_idle_cache_is_flushed),
 		cmocka_unit_test(test_cache_in_a_fast_path_is_not_flushed),
 		cmocka_unit_test(test_fast_paths_see_a_steal),
+		cmocka_unit_test(test_slow_pop_then_fast_pops),
 		cmocka_unit_test(test_fast_paths_closed_until_the_cache_is_set_up),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
