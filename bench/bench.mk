@@ -85,13 +85,14 @@ bench-backends: $(PURGE_BENCH)
 bench: bench-bins
 	$(Q)python3 bench/run $(BENCH_ARGS)
 
-# Thread-cache bin layouts under bench_smallst: four toy allocators
+# Thread-cache bin layouts under bench_smallst: five toy allocators
 # (bench/bins_toy.c) against tcmalloc and ebbmalloc; writes
-# bench/results/bins-toy.md. BINS_TOY_ARGS="-n 9 --secs 3".
+# $(BUILD)/bench/bins-toy.md (not bench/results/bins-toy.md, whose dated
+# tables a run would overwrite). BINS_TOY_ARGS="-n 9 --secs 3".
 BINS_TOY_ARGS ?=
 .PHONY: bench-bins-toy
 bench-bins-toy: lib $(BUILD)/bench/bench_smallst
-	$(Q)python3 bench/bins_toy $(BINS_TOY_ARGS) | tee bench/results/bins-toy.md
+	$(Q)python3 bench/bins_toy $(BINS_TOY_ARGS) | tee $(BUILD)/bench/bins-toy.md
 
 demo: $(BENCH_DEPS)
 	$(Q)$(MAKE) --no-print-directory lib
