@@ -3,9 +3,8 @@
  * points and shim.c's libc names (a call through an alias would cost a jump).
  *
  * malloc: size -> class (a table of every small size), pop the thread cache's bin
- * (an array of pointers whose top slot is copied into the bin, tbin_t.cur:
- * the block itself is written once, to clear the double-free key, and
- * never read; the fastfree build reads it, below).
+ * (an array of pointers: the block itself is written once, to clear the
+ * double-free key, and never read; the fastfree build reads it, below).
  * free: radix map -> chunk, page -> class, check that p is a block start
  * of a live run of this node and not already cached (tcache_key), push.
  * Both mark the cache busy while they run and see the reclaim thread's
@@ -54,24 +53,18 @@ EBB_INLINE void *fast_malloc(size_t size)
 		tbin_fs_t *b = (tbin_fs_t *)((uintptr_t)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;
 		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {
-			/* b->cur is t[-1]; the next one is t[-2]: below the
-			 * stack when this is its last block, a slot of the
-			 * region all the same (no stack starts at slot 0),
-			 * read and never used (the bin is empty) */
 #if EBB_FREE_READS_BLOCK
-			void **p = b->cur;
-			b->cur = t[-2];
+			void **p = t[-1];
 			b->top = t - 1;
 			p[1] = NULL;	/* the double-free key */
 			tcache_fast_exit(tc, busy);
 			return p;
 #else
-			uintptr_t x = (uintptr_t)b->cur;
+			uintptr_t x = (uintptr_t)t[-1];
 			void **p = (void **)x;
 			if (ebb_likely(!(x & SLOT_FRESH))) {
 				/* else the slow path reports it */
 				if (ebb_likely(block_freed_here(p, tc->key))) {
-					b->cur = t[-2];
 					b->top = t - 1;
 					/* top before the word: fork's child checks
 					 * the blocks below the top it sees */
@@ -82,7 +75,6 @@ EBB_INLINE void *fast_malloc(size_t size)
 				}
 			} else {	/* from a refill: the slab's words */
 				p = slot_block(p);
-				b->cur = t[-2];
 				b->top = t - 1;
 				ebb_compiler_barrier();
 				p[0] = NULL;
@@ -105,14 +97,14 @@ EBB_INLINE void fast_free(void *ptr)
 		chunk_t *c = chunk_of(ptr);
 		size_t in_chunk = (uintptr_t)ptr & CHUNK_MASK;
 		size_t pg = in_chunk >> LG_PAGE;
-		size_t cls32 = (size_t)c->page_cls[pg] * sizeof(tbin_t);	/* bins and checks alike */
+		size_t cls16 = (size_t)c->page_cls[pg] * sizeof(tbin_t);	/* bins and checks alike */
 		size_t off = in_chunk - c->page_off[pg];
-		tbin_fs_t *b = (tbin_fs_t *)((uintptr_t)tc->bins + cls32);
+		tbin_fs_t *b = (tbin_fs_t *)((uintptr_t)tc->bins + cls16);
 		void **p = ptr;
 		void **t = b->top;
 		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
 		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
-			       sizeclass_is_block_at(cls32, off) &&
+			       sizeclass_is_block_at(cls16, off) &&
 #if EBB_FREE_READS_BLOCK
 			       (uintptr_t)p[1] != tc->key)) {
 #else
@@ -124,7 +116,6 @@ EBB_INLINE void fast_free(void *ptr)
 			p[0] = (void *)tc->key;
 #endif
 			t[0] = p;
-			b->cur = p;
 			/* slot before top: fork's child flushes the stacks of
 			 * threads stopped anywhere in here */
 			ebb_compiler_barrier();

@@ -116,11 +116,10 @@ extern struct class_info sizeclass_info[NCLASS + 1];
 /* The free fast path's block-start test, one entry per class: divmagic as
  * in class_info, span = bytes from a slab's first block to its last
  * block's end (size for a large class). An entry is as long as a tbin_t
- * (32 bytes), so free indexes both with one shifted class. */
+ * (16 bytes), so free indexes both with one shifted class. */
 struct cls_check {
 	uint64_t divmagic;
 	uint64_t span;
-	uint64_t spare_[2];
 };
 extern struct cls_check sizeclass_check[NCLASS + 1];
 /* (size + 15) >> 4 -> class * sizeof(tbin_t), every small size (<= 32 KiB,
@@ -145,7 +144,7 @@ EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size
  * slab's tail waste, where one more multiple of the size can fall (a
  * pointer one past the last block would be cached, handed out and
  * written past the slab); and a multiple of the size. Never for class 0. */
-EBB_INLINE int sizeclass_is_block_at(size_t cls_bytes, size_t off)	/* cls_bytes = cls * 32 */
+EBB_INLINE int sizeclass_is_block_at(size_t cls_bytes, size_t off)	/* cls_bytes = cls * 16 */
 {
 	const struct cls_check *k = (const struct cls_check *)((const char *)sizeclass_check + cls_bytes);
 	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
@@ -382,7 +381,7 @@ void     arena_check_block(const void *p, const char *fn);
 /* ---- thread caches (tcache.c) -------------------------------------------- */
 enum tcache_state { TC_UNINIT = 0, TC_ACTIVE, TC_BUSY, TC_DEAD };
 
-typedef struct tbin {	/* 32 bytes: the fast paths index bins with a shift */
+typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
 	void   **top;		/* one past the newest cached block: the stack
 				 * is top[-count..-1], newest on top */
 	uint16_t lo_empty;	/* low 16 bits of top when the bin is empty */
@@ -392,15 +391,8 @@ typedef struct tbin {	/* 32 bytes: the fast paths index bins with a shift */
 	uint8_t  low;		/* low-water mark since the last GC tick (saturates) */
 	uint8_t  waste_ticks;	/* consecutive GC ticks with unused blocks */
 	uint16_t batch;		/* refill batch */
-	void    *cur;		/* a copy of top[-1] while the bin holds a
-				 * block (stale when it is empty): malloc's
-				 * fast path returns this word, whose address
-				 * is fixed, so the block it hands out waits
-				 * for one load where top[-1] waited for two
-				 * in a chain (README "Known limits") */
-	uintptr_t spare_;
 } tbin_t;
-_Static_assert(sizeof(tbin_t) == 32, "tbin_t is indexed by shift");
+_Static_assert(sizeof(tbin_t) == 16, "tbin_t is indexed by shift");
 _Static_assert(sizeof(tbin_t) == sizeof(struct cls_check), "free indexes both with one shift");
 #define TBIN_LO(p) ((uint16_t)(uintptr_t)(p))
 EBB_INLINE unsigned tbin_count(const tbin_t *b)
@@ -417,23 +409,17 @@ EBB_INLINE void **tbin_base(const tbin_t *b)
 	unsigned n = tbin_count(b);
 	return n ? b->top - n : b->top;
 }
-/* After every change of top or of the top slot off the fast paths. */
-EBB_INLINE void tbin_sync_cur(tbin_t *b)
-{
-	b->cur = tbin_count(b) ? b->top[-1] : NULL;
-}
 EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
 {
+	b->top = count ? base + count : base;
 	b->lo_empty = TBIN_LO(base);
 	b->lo_full = (uint16_t)(TBIN_LO(base) + max * sizeof(void *));
-	b->top = count ? base + count : base;
-	tbin_sync_cur(b);
 }
 
 typedef struct tcache tcache_t;
 #define TCACHE_REMOTE_MAX 32	/* other nodes' blocks of a class sent home together */
 struct tcache {
-	_Alignas(64) tbin_t bins[NCLASS + 1];	/* two to a cache line */
+	tbin_t   bins[NCLASS + 1];
 	uint32_t node;
 	uint32_t state;		/* enum tcache_state */
 	arena_t *arena;
@@ -461,6 +447,14 @@ struct tcache {
 	void   **slots;			/* the bins' stacks, packed in class order */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
 };
+/* Every thread's static TLS holds a copy of the cache (glibc copies the
+ * .tdata image into each new thread's block, so every byte of it is
+ * touched). At 2176 bytes it ends just short of a page boundary in the
+ * block glibc 2.36 lays out with its thread descriptor: 256, 512, 1024 or
+ * 2048 bytes more each cost a page per thread, +3.5-4 MiB RSS for 1000
+ * parked threads (tests/reclaim/parked; issue 6's bound is 40 MiB).
+ * 32-byte bins with a copy of the top slot (a157d1d) paid that page. */
+_Static_assert(sizeof(tcache_t) <= 2176, "the thread cache grew: a page more of RSS per thread");
 
 extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
 extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
@@ -516,7 +510,7 @@ void tcache_wait_steal(tcache_t *tc);
 /* The fast paths reach the calling thread's cache through the fs segment
  * on x86-64: tcache_self_fs() is the cache's offset from the thread
  * pointer, which the dynamic linker put in the GOT (initial-exec TLS), and
- * tc->bins[cls] becomes %fs:(offset + cls * 32). A plain pointer would
+ * tc->bins[cls] becomes %fs:(offset + cls * 16). A plain pointer would
  * first add the thread pointer (two instructions more on each fast path,
  * four per malloc+free pair under callgrind). GCC only: clang drops the
  * segment from an asm memory operand (the helpers below have them), and

@@ -263,7 +263,6 @@ static void *bin_pop(tcache_t *tc, tbin_t *b)
 	if (!ebb_build_free_reads_block && q == b->top[-1] && !block_freed_here(q, tc->key))
 		tcache_fatal_second_free(q, "malloc as it was to hand the block out again");
 	b->top--;
-	tbin_sync_cur(b);
 	ebb_compiler_barrier();	/* top first, as on the fast path */
 	return block_handout(q);
 }
@@ -331,7 +330,6 @@ static void *malloc_slow(tcache_t *tc, size_t size)
 		for (unsigned i = 0; i + 1 < got; i++)
 			b->top[i] = (void *)((uintptr_t)b->top[i] | SLOT_FRESH);
 	b->top += got - 1;
-	tbin_sync_cur(b);
 	return block_handout(q);
 out:
 	if (!p) {
@@ -446,7 +444,6 @@ static void free_slow(tcache_t *tc, void *p)
 	}
 	((void **)p)[ebb_build_free_reads_block ? 1 : 0] = (void *)tcache_key;
 	b->top[0] = p;
-	b->cur = b->top[0];	/* as the fast path: tagged or not */
 	ebb_compiler_barrier();	/* slot before top, as on the fast path */
 	b->top++;
 }

@@ -699,8 +699,6 @@ int tcache_is_valid(const tcache_t *tc)
 		if (base < tc->slots + used || n > max || (c == 0 && max != 0))
 			return 0;
 		used = (size_t)(base - tc->slots) + max;
-		if (n && b->cur != base[n - 1])	/* malloc's copy of the top slot */
-			return 0;
 		for (unsigned i = 0; i < n; i++) {
 			void *p = slot_block(base[i]);
 			int fresh = p != base[i];
@@ -788,7 +786,6 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, unsigned keep)
 		}
 		n -= drop;
 		b->top = base + n;
-		tbin_sync_cur(b);
 		ebb_compiler_barrier();
 		atomic_store_explicit(&tc->relayout, 0, memory_order_relaxed);
 		if (keep == 0) {	/* all of it: from the top, nothing moved */
