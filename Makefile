@@ -39,11 +39,7 @@ ifneq ($(SAN),)
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
 endif
 
-# GNU C11: C11 and the GNU extensions the code already leans on (asm goto,
-# __thread, attributes), plus named address spaces, which GCC offers only
-# outside strict ISO mode (the fast paths reach the thread's bins through
-# __seg_fs: alloc/internal.h, tcache_self_fs)
-CFLAGS_COMMON := -std=gnu11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Wno-unused-parameter \
 	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -pthread \
 	-Iinclude -Ialloc -Ireclaim -Inuma -DEBB_DEBUG=$(DEBUG) $(SANFLAGS)
 LIB_CFLAGS := $(CFLAGS_COMMON) -fPIC -fvisibility=hidden -ftls-model=initial-exec \

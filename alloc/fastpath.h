@@ -45,12 +45,12 @@
 
 EBB_INLINE void *fast_malloc(size_t size)
 {
-	tcache_fs_t *tc = tcache_self_fs();
+	tcache_t *tc = tcache_self();
 	uint32_t busy = tcache_fast_enter(tc);
 	/* small_lim is 0 while the reclaim thread steals the cache: no size
 	 * is below it, not even 0 */
 	if (ebb_likely(tcache_size_ok(tc, size))) {
-		tbin_fs_t *b = (tbin_fs_t *)((uintptr_t)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
+		tbin_t *b = (tbin_t *)((char *)tc->bins + sizeclass_bin_off[(size + 15) >> 4]);
 		void **t = b->top;
 		if (ebb_likely(TBIN_LO(t) != b->lo_empty)) {
 #if EBB_FREE_READS_BLOCK
@@ -90,21 +90,21 @@ EBB_INLINE void *fast_malloc(size_t size)
 
 EBB_INLINE void fast_free(void *ptr)
 {
-	tcache_fs_t *tc = tcache_self_fs();
+	tcache_t *tc = tcache_self();
 	uint32_t busy = tcache_fast_enter(tc);
 	/* map_limit is 0 while the reclaim thread steals the cache */
 	if (ebb_likely(tcache_owns_fast(tc, ptr))) {
 		chunk_t *c = chunk_of(ptr);
 		size_t in_chunk = (uintptr_t)ptr & CHUNK_MASK;
 		size_t pg = in_chunk >> LG_PAGE;
-		size_t cls16 = (size_t)c->page_cls[pg] * sizeof(tbin_t);	/* bins and checks alike */
+		unsigned cls = c->page_cls[pg];
 		size_t off = in_chunk - c->page_off[pg];
-		tbin_fs_t *b = (tbin_fs_t *)((uintptr_t)tc->bins + cls16);
+		tbin_t *b = &tc->bins[cls];
 		void **p = ptr;
 		void **t = b->top;
 		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
 		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
-			       sizeclass_is_block_at(cls16, off) &&
+			       sizeclass_is_block_cls(cls, off) &&
 #if EBB_FREE_READS_BLOCK
 			       (uintptr_t)p[1] != tc->key)) {
 #else

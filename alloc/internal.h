@@ -113,10 +113,9 @@ struct class_info {
 	uint64_t divmagic;	/* UINT64_MAX / size + 1: divisibility test; 0 for class 0 */
 };
 extern struct class_info sizeclass_info[NCLASS + 1];
-/* The free fast path's block-start test, one entry per class: divmagic as
- * in class_info, span = bytes from a slab's first block to its last
- * block's end (size for a large class). An entry is as long as a tbin_t
- * (16 bytes), so free indexes both with one shifted class. */
+/* The free fast path's block-start test, one 16-byte entry per class:
+ * divmagic as in class_info, span = bytes from a slab's first block to its
+ * last block's end (size for a large class). */
 struct cls_check {
 	uint64_t divmagic;
 	uint64_t span;
@@ -144,14 +143,10 @@ EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size
  * slab's tail waste, where one more multiple of the size can fall (a
  * pointer one past the last block would be cached, handed out and
  * written past the slab); and a multiple of the size. Never for class 0. */
-EBB_INLINE int sizeclass_is_block_at(size_t cls_bytes, size_t off)	/* cls_bytes = cls * 16 */
-{
-	const struct cls_check *k = (const struct cls_check *)((const char *)sizeclass_check + cls_bytes);
-	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
-}
 EBB_INLINE int sizeclass_is_block_cls(unsigned cls, size_t off)
 {
-	return sizeclass_is_block_at((size_t)cls * sizeof(struct cls_check), off);
+	const struct cls_check *k = &sizeclass_check[cls];
+	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
 }
 
 /* ---- runs and chunks (chunk.c) -------------------------------------------- */
@@ -393,7 +388,6 @@ typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
 	uint16_t batch;		/* refill batch */
 } tbin_t;
 _Static_assert(sizeof(tbin_t) == 16, "tbin_t is indexed by shift");
-_Static_assert(sizeof(tbin_t) == sizeof(struct cls_check), "free indexes both with one shift");
 #define TBIN_LO(p) ((uint16_t)(uintptr_t)(p))
 EBB_INLINE unsigned tbin_count(const tbin_t *b)
 {
@@ -507,38 +501,6 @@ void tcache_wait_steal(tcache_t *tc);
 #if !defined(EBB_TSAN) && defined(__SANITIZE_THREAD__)
 #define EBB_TSAN 1
 #endif
-/* The fast paths reach the calling thread's cache through the fs segment
- * on x86-64: tcache_self_fs() is the cache's offset from the thread
- * pointer, which the dynamic linker put in the GOT (initial-exec TLS), and
- * tc->bins[cls] becomes %fs:(offset + cls * 16). A plain pointer would
- * first add the thread pointer (two instructions more on each fast path,
- * four per malloc+free pair under callgrind). GCC only: clang drops the
- * segment from an asm memory operand (the helpers below have them), and
- * GCC turns named address spaces off in strict ISO mode. The sanitizers'
- * builds keep plain pointers, which they instrument. */
-#if !defined(EBB_ASAN) && defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EBB_ASAN 1
-#endif
-#endif
-#if !defined(EBB_ASAN) && defined(__SANITIZE_ADDRESS__)
-#define EBB_ASAN 1
-#endif
-#if defined(__x86_64__) && defined(__SEG_FS) && !defined(__clang__) && !defined(__STRICT_ANSI__) && \
-	!defined(EBB_TSAN) && !defined(EBB_ASAN)
-typedef __seg_fs tcache_t tcache_fs_t;
-typedef __seg_fs tbin_t tbin_fs_t;
-EBB_INLINE tcache_fs_t *tcache_self_fs(void)
-{
-	uintptr_t off;
-	__asm__("movq ebb_tcache@gottpoff(%%rip), %0" : "=r"(off));
-	return (tcache_fs_t *)off;
-}
-#else
-typedef tcache_t tcache_fs_t;
-typedef tbin_t tbin_fs_t;
-EBB_INLINE tcache_fs_t *tcache_self_fs(void) { return &ebb_tcache; }
-#endif
 #if defined(EBB_TSAN) || !defined(__x86_64__)
 EBB_INLINE int tcache_enter_fast(tcache_t *tc)
 {
@@ -548,19 +510,19 @@ EBB_INLINE void tcache_exit(tcache_t *tc)
 {
 	__atomic_sub_fetch(&tc->gate, 1, __ATOMIC_SEQ_CST);
 }
-EBB_INLINE uint32_t tcache_fast_enter(tcache_fs_t *tc)
+EBB_INLINE uint32_t tcache_fast_enter(tcache_t *tc)
 {
 	return __atomic_exchange_n(&tc->busy, 1, __ATOMIC_SEQ_CST);
 }
-EBB_INLINE void tcache_fast_exit(tcache_fs_t *tc, uint32_t busy)
+EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
 {
 	__atomic_store_n(&tc->busy, busy, __ATOMIC_SEQ_CST);
 }
-EBB_INLINE int tcache_size_ok(const tcache_fs_t *tc, size_t size)
+EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
 {
 	return size < __atomic_load_n(&tc->small_lim, __ATOMIC_SEQ_CST);
 }
-EBB_INLINE int tcache_map_index_ok(const tcache_fs_t *tc, uintptr_t i)
+EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
 {
 	return i < __atomic_load_n(&tc->map_limit, __ATOMIC_SEQ_CST);
 }
@@ -585,13 +547,13 @@ EBB_INLINE void tcache_exit(tcache_t *tc)
 /* Returns the value to give tcache_fast_exit. The store comes before the
  * fast path's reads of small_lim or map_limit in program order (the
  * "memory" clobber keeps the compiler from moving them above it). */
-EBB_INLINE uint32_t tcache_fast_enter(tcache_fs_t *tc)
+EBB_INLINE uint32_t tcache_fast_enter(tcache_t *tc)
 {
 	uint32_t busy = tc->busy;
 	__asm__ __volatile__("movl $1, %0" : "=m"(tc->busy) : : "memory");
 	return busy;
 }
-EBB_INLINE void tcache_fast_exit(tcache_fs_t *tc, uint32_t busy)
+EBB_INLINE void tcache_fast_exit(tcache_t *tc, uint32_t busy)
 {
 	__asm__ __volatile__("movl %1, %0" : "=m"(tc->busy) : "r"(busy) : "memory");
 }
@@ -600,14 +562,14 @@ EBB_INLINE void tcache_fast_exit(tcache_fs_t *tc, uint32_t busy)
  * cache is read before the bound that says no steal is on (a plain C
  * load would let the compiler read the bins first; an atomic acquire
  * load costs a separate move). */
-EBB_INLINE int tcache_size_ok(const tcache_fs_t *tc, size_t size)
+EBB_INLINE int tcache_size_ok(const tcache_t *tc, size_t size)
 {
 	__asm__ goto("cmpq %0, %1\n\tjae %l[no]" : : "m"(tc->small_lim), "r"(size) : "memory", "cc" : no);
 	return 1;
 no:
 	return 0;
 }
-EBB_INLINE int tcache_map_index_ok(const tcache_fs_t *tc, uintptr_t i)
+EBB_INLINE int tcache_map_index_ok(const tcache_t *tc, uintptr_t i)
 {
 	__asm__ goto("cmpq %0, %1\n\tjae %l[no]" : : "m"(tc->map_limit), "r"(i) : "memory", "cc" : no);
 	return 1;
@@ -617,7 +579,7 @@ no:
 #endif
 /* free's first test: p is in a chunk of this thread's node (the map's byte
  * is the node_tag), and no steal is on */
-EBB_INLINE int tcache_owns_fast(const tcache_fs_t *tc, const void *p)
+EBB_INLINE int tcache_owns_fast(const tcache_t *tc, const void *p)
 {
 	uintptr_t i = (uintptr_t)p >> LG_CHUNK;
 	return tcache_map_index_ok(tc, i) && chunk_map[i] == tc->node_tag;

@@ -356,7 +356,7 @@ void *refill_malloc_slow(size_t size, uint32_t busy)
 	tcache_t *tc = slow_entry();
 	void *p = malloc_slow(tc, size);
 	tcache_exit(tc);
-	tcache_fast_exit(tcache_self_fs(), busy);
+	tcache_fast_exit(tc, busy);
 	return p;
 }
 
@@ -453,7 +453,7 @@ void refill_free_slow(void *p, uint32_t busy)
 	tcache_t *tc = slow_entry();
 	free_slow(tc, p);
 	tcache_exit(tc);
-	tcache_fast_exit(tcache_self_fs(), busy);
+	tcache_fast_exit(tc, busy);
 }
 
 /* ---- usable size, aligned, realloc ------------------------------------------------- */

@@ -138,7 +138,7 @@ static void *churn_and_park(void *arg)
 	if (hold_in_use == 1)
 		tcache_enter(tc);	/* as if parked inside a slow path */
 	else if (hold_in_use == 2)
-		busy = tcache_fast_enter(tcache_self_fs());	/* as if parked inside a fast path */
+		busy = tcache_fast_enter(tc);	/* as if parked inside a fast path */
 	pthread_mutex_lock(&park_mu);
 	parked_tc = tc;
 	parked = 1;
@@ -149,7 +149,7 @@ static void *churn_and_park(void *arg)
 	if (hold_in_use == 1)
 		tcache_exit(tc);
 	else if (hold_in_use == 2)
-		tcache_fast_exit(tcache_self_fs(), busy);
+		tcache_fast_exit(tc, busy);
 	return NULL;
 }
 
