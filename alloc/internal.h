@@ -443,11 +443,13 @@ struct tcache {
 };
 /* Every thread's static TLS holds a copy of the cache (glibc copies the
  * .tdata image into each new thread's block, so every byte of it is
- * touched). At 2176 bytes it ends just short of a page boundary in the
- * block glibc 2.36 lays out with its thread descriptor: 256, 512, 1024 or
- * 2048 bytes more each cost a page per thread, +3.5-4 MiB RSS for 1000
- * parked threads (tests/reclaim/parked; issue 6's bound is 40 MiB).
- * 32-byte bins with a copy of the top slot (a157d1d) paid that page. */
+ * touched). Where the block's page boundaries fall depends on the
+ * program's other TLS; in a C program on glibc 2.36 the cache at 2176
+ * bytes ends just short of one: 256, 512, 1024 or 2048 bytes more each
+ * cost a page per thread, +3.5-4 MiB RSS for 1000 parked threads
+ * (tests/reclaim/parked; issue 6's bound is 40 MiB). 32-byte bins with a
+ * copy of the top slot (a157d1d) paid that page. Growing the cache is a
+ * decision to make with those figures, not in passing. */
 _Static_assert(sizeof(tcache_t) <= 2176, "the thread cache grew: a page more of RSS per thread");
 
 extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
