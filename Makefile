@@ -2,7 +2,8 @@
 #
 #   make            build/libebbmalloc.so, build/libebbmalloc.a (malloc replaced),
 #                   build/libebbmalloc-ebb.a (ebb_* API only, beside libc's malloc),
-#                   build/libebbmalloc-fastfree.so and .a (free does not read the block), tools
+#                   build/libebbmalloc-fastfree.so and .a (free does not read the block),
+#                   build/libebbmalloc-ebb-fastfree.a (its ebb_* API beside libc's), tools
 #   make test       every test (unit, stress, real programs under LD_PRELOAD, NUMA VM, tools)
 #   make check      make test, then DEBUG=3, ASan/UBSan, TSan builds, a fuzzing round and
 #                   the fuzz corpus under TSan (.ci/run)
@@ -65,8 +66,7 @@ LIB_FF_SO := $(BUILD)/libebbmalloc-fastfree.so
 LIB_FF_A  := $(BUILD)/libebbmalloc-fastfree.a
 LIB_A     := $(BUILD)/libebbmalloc.a
 LIB_EBB_A := $(BUILD)/libebbmalloc-ebb.a
-# the ebb_* API of the fastfree build, for tests only (the fuzz corpus's
-# TSan replay, tests/fuzz/fuzz.mk); not built by `make`, not installed
+# the ebb_* API of the fastfree build, beside libc's malloc
 LIB_EBB_FF_A := $(BUILD)/libebbmalloc-ebb-fastfree.a
 EBB_FF_OBJS  := $(filter-out $(BUILD)/obj/alloc/malloc.o,$(EBB_OBJS)) $(BUILD)/obj-fastfree/alloc/malloc.o
 DEPS_OK   := $(BUILD)/.deps-ok
@@ -74,7 +74,7 @@ DEPS_OK   := $(BUILD)/.deps-ok
 .PHONY: all lib deps test test-unit check demo bench install clean format-check lint
 all: lib
 
-lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A) $(LIB_FF_SO) $(LIB_FF_A)
+lib: $(LIB_SO) $(LIB_A) $(LIB_EBB_A) $(LIB_FF_SO) $(LIB_FF_A) $(LIB_EBB_FF_A)
 
 # ---- dependencies --------------------------------------------------------
 deps: $(DEPS_OK)
@@ -137,7 +137,7 @@ $(BUILD)/ebbmalloc.pc: Makefile
 install: lib $(BUILD)/ebbmalloc.pc
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 755 $(LIB_SO) $(LIB_FF_SO) $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(LIB_A) $(LIB_EBB_A) $(LIB_FF_A) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_A) $(LIB_EBB_A) $(LIB_FF_A) $(LIB_EBB_FF_A) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/ebbmalloc.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/ebbmalloc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	@if [ -n "$(TOOLS_BINS)" ]; then install -d $(DESTDIR)$(PREFIX)/bin && install -m 755 $(TOOLS_BINS) $(DESTDIR)$(PREFIX)/bin/; fi
