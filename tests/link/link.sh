@@ -5,7 +5,9 @@
 # fastfree build shared (-lebbmalloc-fastfree), static
 # (libebbmalloc-fastfree.a) and beside libc (libebbmalloc-ebb-fastfree.a),
 # which must say on EBB_VERBOSE's first line that they are that build (and
-# the default ones must not).
+# the default ones must not); and loaded with dlopen() (tests/link/dlopen.c),
+# both builds: it fails as README says without room for static TLS, and
+# works with the tunable README gives.
 set -eu
 B=$1
 out=$B/tests/link
@@ -17,12 +19,24 @@ cc $CF -o "$out/beside" tests/link/prog.c "$B/libebbmalloc-ebb.a" -luring -lpthr
 cc $CF -o "$out/shared-ff" tests/link/prog.c -L"$B" -lebbmalloc-fastfree -Wl,-rpath,"$(cd "$B" && pwd)"
 cc $CF -o "$out/static-ff" tests/link/prog.c "$B/libebbmalloc-fastfree.a" -luring -lpthread
 cc $CF -o "$out/beside-ff" tests/link/prog.c "$B/libebbmalloc-ebb-fastfree.a" -luring -lpthread
+cc $CF -o "$out/dlopen" tests/link/dlopen.c -ldl -lpthread
 "$out/shared" replaced
 "$out/static" replaced
 "$out/beside" libc
 "$out/shared-ff" replaced
 "$out/static-ff" replaced
 "$out/beside-ff" libc
+for lib in libebbmalloc.so libebbmalloc-fastfree.so; do
+	so=$(cd "$B" && pwd)/$lib
+	if msg=$(GLIBC_TUNABLES= "$out/dlopen" "$so" 2>&1); then
+		echo "FAIL: dlopen of $lib worked without the tunable: README says it fails"; exit 1
+	fi
+	case $msg in
+	*"cannot allocate memory in static TLS block"*) ;;
+	*) echo "FAIL: dlopen of $lib failed otherwise than README says: $msg"; exit 1 ;;
+	esac
+	GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192 "$out/dlopen" "$so"
+done
 # the shared links really load our libraries first
 ldd "$out/shared" | grep -q "libebbmalloc.so"
 ldd "$out/shared-ff" | grep -q "libebbmalloc-fastfree.so"
@@ -42,4 +56,4 @@ for pm in shared-ff:replaced static-ff:replaced beside-ff:libc; do
 	first_line "${pm%%:*}" "${pm#*:}" | grep -q "^ebbmalloc: .*(fastfree build: free does not read the block)" \
 		|| { echo "FAIL: ${pm%%:*} does not say it is the fastfree build"; exit 1; }
 done
-echo "link: 6 ways built and run (fastfree named by the three fastfree links only)"
+echo "link: 6 ways built and run (fastfree named by the three fastfree links only), and dlopen() of both builds"
