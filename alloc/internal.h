@@ -423,7 +423,8 @@ struct tcache {
 	_Atomic uint64_t cached_pub;	/* cached bytes, published on slow paths for stats */
 	uint32_t gc_bin;	/* next bin the incremental GC looks at */
 	_Atomic uint64_t activity;	/* slow paths taken: the owner bumps it, the idle scan watches it */
-	uint64_t seen_activity, seen_ns;	/* idle scan's: activity when it last changed, and when (registry lock) */
+	/* the idle scan's (registry lock): activity when it last changed, and when */
+	uint64_t seen_activity, seen_ns;
 	uint32_t gate;			/* holders' nesting count | GATE_STEAL (slow paths, exit, idle) */
 	uint32_t node_tag;		/* node + 1 while ACTIVE, else NODE_TAG_NONE (vs chunk_map) */
 	uintptr_t key;			/* == tcache_key, next to the bins */

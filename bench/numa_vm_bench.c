@@ -117,8 +117,10 @@ static int child(void)
 		ops += w[i].ops;
 	}
 	getrusage(RUSAGE_SELF, &r1);
-	double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec + r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
-		     (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec + r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e-6;
+	double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
+			      r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+		     (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+			      r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e-6;
 	for (int i = 0; i < XCHG; i++)
 		free(atomic_exchange(&xchg[i], NULL));
 	printf("ops=%ld cpu=%.3f threads=%d\n", ops, cpu, ncpu);

@@ -152,6 +152,7 @@ check-debug3: | $(DEPS_OK)
 check:
 	@start=$$(date +%s); st=0; \
 	echo "== lint"; $(MAKE) --no-print-directory lint || st=1; \
+	echo "== format-check"; $(MAKE) --no-print-directory format-check || st=1; \
 	echo "== make test"; $(MAKE) --no-print-directory test || st=1; \
 	$(MAKE) --no-print-directory check-debug3 CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-debug3 || st=1; \
 	$(MAKE) --no-print-directory check-san CHECK_RESULTS=$(abspath $(BUILD))/check-results/$(TEST_RUN_ID)-san || st=1; \

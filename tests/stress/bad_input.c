@@ -566,7 +566,8 @@ static int judge(const struct bcase *c, int st, const char *out, const char *err
 			return 1;
 		}
 		if (c->msg ? strncmp(err, c->msg, strlen(c->msg)) != 0
-			   : (strncmp(err, INVALID, strlen(INVALID)) != 0 && strncmp(err, DOUBLE, strlen(DOUBLE)) != 0)) {
+			   : (strncmp(err, INVALID, strlen(INVALID)) != 0 &&
+			      strncmp(err, DOUBLE, strlen(DOUBLE)) != 0)) {
 			printf("FAIL %s: stderr line [%.*s], want it to start with [%s]\n", c->name,
 			       (int)(nl - err), err, c->msg ? c->msg : INVALID " or " DOUBLE);
 			return 1;

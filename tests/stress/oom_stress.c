@@ -120,7 +120,8 @@ static void *worker(void *arg)
 				continue;
 			}
 			b->p = p;
-			if (old.n <= SPARSE && n <= SPARSE && pat_check(p, old.n < n ? old.n : n, old.tag) != (size_t)-1)
+			if (old.n <= SPARSE && n <= SPARSE &&
+			    pat_check(p, old.n < n ? old.n : n, old.tag) != (size_t)-1)
 				FAIL("t%u: realloc lost the prefix", idx);
 			b->n = n;
 			b->tag = ++tag;
@@ -143,7 +144,9 @@ static void *worker(void *arg)
 				failed(s, &r, idx, "calloc", n, errno);
 				continue;
 			}
-			if (n <= SPARSE ? zero_check(p, n) != (size_t)-1 : (zero_check(p, 4096) != (size_t)-1 || zero_check((char *)p + n - 4096, 4096) != (size_t)-1))
+			if (n <= SPARSE ? zero_check(p, n) != (size_t)-1
+					: (zero_check(p, 4096) != (size_t)-1 ||
+					   zero_check((char *)p + n - 4096, 4096) != (size_t)-1))
 				FAIL("t%u: calloc(%zu) not zeroed", idx, n);
 		} else {
 			void *out = (void *)0x5;
