@@ -97,14 +97,14 @@ EBB_INLINE void fast_free(void *ptr)
 		chunk_t *c = chunk_of(ptr);
 		size_t in_chunk = (uintptr_t)ptr & CHUNK_MASK;
 		size_t pg = in_chunk >> LG_PAGE;
-		unsigned cls = c->page_cls[pg];
+		size_t cls16 = (size_t)c->page_cls[pg] * sizeof(tbin_t);	/* bins and checks alike */
 		size_t off = in_chunk - c->page_off[pg];
-		tbin_t *b = &tc->bins[cls];
+		tbin_t *b = (tbin_t *)((char *)tc->bins + cls16);
 		void **p = ptr;
 		void **t = b->top;
 		/* bin 0 has max 0, so class 0 (no block here) fails the room test */
 		if (ebb_likely(TBIN_LO(t) != b->lo_full &&
-			       sizeclass_is_block_cls(cls, off) &&
+			       sizeclass_is_block_at(cls16, off) &&
 #if EBB_FREE_READS_BLOCK
 			       (uintptr_t)p[1] != tc->key)) {
 #else

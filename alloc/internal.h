@@ -143,10 +143,16 @@ EBB_INLINE size_t sizeclass_size(unsigned cls) { return sizeclass_info[cls].size
  * slab's tail waste, where one more multiple of the size can fall (a
  * pointer one past the last block would be cached, handed out and
  * written past the slab); and a multiple of the size. Never for class 0. */
+/* The same, with the class given as cls * 16: the free fast path indexes
+ * the thread cache's bins (16 bytes each too) with the same offset */
+EBB_INLINE int sizeclass_is_block_at(size_t cls16, size_t off)
+{
+	const struct cls_check *k = (const struct cls_check *)((const char *)sizeclass_check + cls16);
+	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
+}
 EBB_INLINE int sizeclass_is_block_cls(unsigned cls, size_t off)
 {
-	const struct cls_check *k = &sizeclass_check[cls];
-	return off < k->span && (uint64_t)off * k->divmagic < k->divmagic;
+	return sizeclass_is_block_at((size_t)cls * sizeof(struct cls_check), off);
 }
 
 /* ---- runs and chunks (chunk.c) -------------------------------------------- */
@@ -387,7 +393,8 @@ typedef struct tbin {	/* 16 bytes: the fast paths index bins with a shift */
 	uint8_t  waste_ticks;	/* consecutive GC ticks with unused blocks */
 	uint16_t batch;		/* refill batch */
 } tbin_t;
-_Static_assert(sizeof(tbin_t) == 16, "tbin_t is indexed by shift");
+_Static_assert(sizeof(tbin_t) == 16 && sizeof(struct cls_check) == 16,
+	       "free indexes the bins and the block-start table with one offset");
 #define TBIN_LO(p) ((uint16_t)(uintptr_t)(p))
 EBB_INLINE unsigned tbin_count(const tbin_t *b)
 {
@@ -413,7 +420,8 @@ EBB_INLINE void tbin_place(tbin_t *b, void **base, unsigned count, unsigned max)
 typedef struct tcache tcache_t;
 #define TCACHE_REMOTE_MAX 32	/* other nodes' blocks of a class sent home together */
 struct tcache {
-	tbin_t   bins[NCLASS + 1];
+	tbin_t  *bins;		/* [NCLASS + 1], at the start of the slot region
+				 * (tcache_zero_bins before set-up and after exit) */
 	uint32_t node;
 	uint32_t state;		/* enum tcache_state */
 	arena_t *arena;
@@ -435,6 +443,9 @@ struct tcache {
 	_Atomic uint32_t steal_active;	/* the reclaim thread is in a steal round */
 	_Atomic uint32_t idle_flushed;	/* flushed while idle; cleared by the owner */
 	uint32_t scan_mark;		/* reclaim thread's scratch (under the registry lock) */
+	_Atomic uint32_t bins_lost;	/* an idle flush purged the slot region, bins
+					 * and all (zeros: empty and full); the owner's
+					 * next slow path lays them out again */
 	_Atomic uint32_t relayout;	/* the owner is moving its bins' stacks (fork's child skips it) */
 	uint8_t  nremote[NSMALL + 1];	/* per small class: blocks of other nodes freed
 					 * here, waiting to go home (stacks in the slot
@@ -442,19 +453,18 @@ struct tcache {
 	void   **slots;			/* the bins' stacks, packed in class order */
 	tcache_t *reg_prev, *reg_next;	/* registry of live caches */
 };
-/* Every thread's static TLS holds a copy of the cache (glibc copies the
- * .tdata image into each new thread's block, so every byte of it is
- * touched). Where the block's page boundaries fall depends on the
- * program's other TLS; in a C program on glibc 2.36 the cache at 2176
- * bytes ends just short of one: 256, 512, 1024 or 2048 bytes more each
- * cost a page per thread, +3.5-4 MiB RSS for 1000 parked threads
- * (tests/reclaim/parked; issue 6's bound is 40 MiB). 32-byte bins with a
- * copy of the top slot (a157d1d) paid that page. Growing the cache is a
- * decision to make with those figures, not in passing. */
-_Static_assert(sizeof(tcache_t) <= 2176, "the thread cache grew: a page more of RSS per thread");
-
+/* Every thread's static TLS holds its tcache_t: the words the fast paths
+ * test (busy, the bounds, the node tag, the key) and a pointer to the bins,
+ * which lie at the start of the thread's slot region (tcache.c). So the
+ * TLS block is small enough for the room glibc keeps for libraries loaded
+ * by dlopen() (it was 2176 bytes with the bins in it, and dlopen() failed),
+ * the fast paths load the bins' address where they added the thread
+ * pointer to the block's offset (one instruction less), and a parked
+ * thread's bins are purged with its stacks (bench/results/tls-pointer.md). */
+_Static_assert(sizeof(tcache_t) <= 320, "the thread cache's TLS part grew: it must fit glibc's spare static TLS (dlopen)");
 extern __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec")));
 extern uintptr_t tcache_key;		/* stamped in freed cached blocks */
+extern const tbin_t tcache_zero_bins[NCLASS + 1];	/* empty and full: every call takes the slow path */
 extern const int ebb_build_free_reads_block;	/* alloc/fastpath.h: 0 in the fastfree build */
 
 /* The fastfree build (alloc/fastpath.h): a stack slot of a block from a
@@ -610,6 +620,7 @@ size_t   tcache_cached_bytes(const tcache_t *tc);
 int      tcache_is_valid(const tcache_t *tc);
 extern _Atomic uint64_t tcache_flush_count;
 void     tcache_set_node(tcache_t *tc, unsigned node);
+void     tcache_bins_relay(tcache_t *tc);	/* after bins_lost */
 size_t   tcache_stats_bytes(uint64_t *nthreads);
 void     tcache_atfork_prepare(void);
 void     tcache_atfork_parent(void);

@@ -346,6 +346,9 @@ static tcache_t *slow_entry(void)
 {
 	tcache_t *tc = tcache_self();
 	tcache_enter(tc);
+	if (ebb_unlikely(atomic_load_explicit(&tc->bins_lost, memory_order_relaxed)) &&
+	    tc->state == TC_ACTIVE)
+		tcache_bins_relay(tc);	/* purged while the thread was idle */
 	if (ebb_unlikely(atomic_load_explicit(&reclaim_start_wanted, memory_order_relaxed)))
 		reclaim_start_pending();
 	return tc;

@@ -2,7 +2,8 @@
  * tcache.c - per-thread caches: bins, limits, flushing, thread exit, fork.
  *
  * Each thread has a tcache_t in static TLS (initial-exec: no allocation, no
- * lock to reach it). A bin is a LIFO stack of free blocks of one class: an
+ * lock to reach it), whose bins lie at the start of its slot region
+ * (below). A bin is a LIFO stack of free blocks of one class: an
  * array of pointers, newest on top, so that a refill or a flush moves
  * pointers and never reads or writes the blocks (a linked list made every
  * refill touch each block it linked: a cache miss or a page fault apiece,
@@ -51,7 +52,9 @@
  * thread's first call was still writing it (harmless, every bin of an
  * uninitialised cache is empty, but a data race: tests/hardening/first_use.c
  * under TSan). */
+const tbin_t tcache_zero_bins[NCLASS + 1];
 __thread tcache_t ebb_tcache __attribute__((tls_model("initial-exec"))) = {
+	.bins = (tbin_t *)tcache_zero_bins,	/* read only: nothing writes a bin of a cache not ACTIVE */
 	.node_tag = NODE_TAG_NONE,
 };
 uintptr_t tcache_key;
@@ -94,9 +97,19 @@ static uint8_t remote_cap[NSMALL + 1];
 static uint16_t remote_off[NSMALL + 1];	/* from the end of the bins' stacks */
 static size_t remote_slots;
 
+/* The region starts with the bins (tcache_t.bins), then the slots: the
+ * bins are purged with the stacks when a parked thread's cache is flushed
+ * (tcache_idle_scan), and its TLS keeps only the words the fast paths test. */
+#define BINS_BYTES ALIGN_UP((NCLASS + 1) * sizeof(tbin_t), 64)
+
 static size_t slot_region_bytes(void)
 {
-	return ALIGN_UP((slot_region_slots + remote_slots) * sizeof(void *), PAGE_SIZE);
+	return ALIGN_UP(BINS_BYTES + (slot_region_slots + remote_slots) * sizeof(void *), PAGE_SIZE);
+}
+
+static tbin_t *region_bins(void **slots)
+{
+	return (tbin_t *)((char *)slots - BINS_BYTES);
 }
 
 static void **remote_stack(const tcache_t *tc, unsigned cls)
@@ -134,7 +147,7 @@ static void **slots_get(void)
 	if (os_map(bytes, PAGE_SIZE, &m))
 		return NULL;
 	os_name(m, bytes, "ebbmalloc:tcache");
-	return m;
+	return (void **)((char *)m + BINS_BYTES);
 }
 
 /* Caller holds reg_lock. */
@@ -539,7 +552,8 @@ static void tcache_destructor(void *arg)
 	tc->state = TC_BUSY;
 	tc->node_tag = NODE_TAG_NONE;
 	tcache_flush_all(tc);
-	memo_write(tc);
+	if (!atomic_load_explicit(&tc->bins_lost, memory_order_relaxed))
+		memo_write(tc);	/* (purged bins are zeros: no layout to leave) */
 	bin_limits_clear(tc);
 	pthread_mutex_lock(&reg_lock);
 	if (tc->reg_prev)
@@ -550,6 +564,11 @@ static void tcache_destructor(void *arg)
 		tc->reg_next->reg_prev = tc->reg_prev;
 	slots_put_locked(tc->slots);
 	tc->slots = NULL;
+	/* the region is the next thread's: later calls here (other
+	 * destructors) find every bin empty and full (the read-only ones,
+	 * which nothing lays out again) */
+	tc->bins = (tbin_t *)tcache_zero_bins;
+	atomic_store_explicit(&tc->bins_lost, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&reg_lock);
 	atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
 	arena_thread_leave(tc->arena);
@@ -580,6 +599,7 @@ int tcache_init(tcache_t *tc)
 		tc->state = TC_DEAD;	/* no memory for the stacks: never cache */
 		return -1;
 	}
+	tc->bins = region_bins(tc->slots);
 	bin_limits(tc);
 	tc->seen_activity = atomic_load_explicit(&tc->activity, memory_order_relaxed);
 	tc->seen_ns = os_now_ns();
@@ -591,6 +611,7 @@ int tcache_init(tcache_t *tc)
 		slots_put_locked(tc->slots);
 		pthread_mutex_unlock(&reg_lock);
 		tc->slots = NULL;
+		tc->bins = (tbin_t *)tcache_zero_bins;
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
@@ -686,6 +707,14 @@ int tcache_is_valid(const tcache_t *tc)
 {
 	if (tc->state != TC_ACTIVE)
 		return 1;
+	if (atomic_load_explicit(&tc->bins_lost, memory_order_relaxed)) {
+		/* purged while idle: zeros (or the empty stacks, if the
+		 * purge failed), never anything cached */
+		for (unsigned c = 0; c <= NCLASS; c++)
+			if (tbin_count(&tc->bins[c]))
+				return 0;
+		return 1;
+	}
 	if (tc->bound_bytes > (size_t)opt(OPT_tcache_max_bytes))
 		return 0;
 	size_t bound = 0, used = 1;	/* slot 0 holds no stack */
@@ -853,6 +882,17 @@ int tcache_remote_contains(const tcache_t *tc, unsigned cls, const void *p)
 		if (s[i] == p)
 			return 1;
 	return 0;
+}
+
+/* The owner, inside its gate, after an idle flush purged its bins with
+ * the slot region: lay them out afresh (initial maxima; the region's
+ * memo, if any, was purged too). */
+void tcache_bins_relay(tcache_t *tc)
+{
+	atomic_store_explicit(&tc->bins_lost, 0, memory_order_relaxed);
+	bin_limits_clear(tc);
+	tc->bins = region_bins(tc->slots);
+	bin_limits(tc);
 }
 
 void tcache_set_node(tcache_t *tc, unsigned node)
@@ -1082,7 +1122,7 @@ void tcache_idle_scan(uint64_t now_ns)
 			    t->state == TC_ACTIVE) {
 				tcache_flush_all(t);
 				if (t->slots && nheld < HOLD_MAX) {
-					iov[nheld] = (struct iovec){ t->slots, region };
+					iov[nheld] = (struct iovec){ region_bins(t->slots), region };
 					held[nheld++] = t;
 					atomic_store_explicit(&t->idle_flushed, 1, memory_order_relaxed);
 					continue;
@@ -1098,8 +1138,13 @@ void tcache_idle_scan(uint64_t now_ns)
 	pthread_mutex_unlock(&reg_lock);
 	if (nheld) {
 		backend_purge(iov, nheld, RECLAIM_DONTNEED);	/* best effort */
-		for (unsigned i = 0; i < nheld; i++)
+		for (unsigned i = 0; i < nheld; i++) {
+			/* the bins read as zeros now (or, if the purge
+			 * failed, as the empty stacks they were): the
+			 * owner lays them out again before it uses them */
+			atomic_store_explicit(&held[i]->bins_lost, 1, memory_order_relaxed);
 			steal_release(held[i]);
+		}
 	}
 }
 
@@ -1140,6 +1185,7 @@ void tcache_atfork_child(void)
 			if (t->slots)
 				slots_put_locked(t->slots);
 			t->slots = NULL;
+			t->bins = (tbin_t *)tcache_zero_bins;
 			t->relayout = 0;
 		}
 		t = next;

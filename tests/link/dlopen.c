@@ -1,13 +1,11 @@
 /* dlopen.c - the seventh way: a program that does not link ebbmalloc
  * dlopen()s it (as a plugin, a JNI or Python extension linked against it
- * would) and calls the ebb_* API through dlsym. Each thread's cache is
- * initial-exec TLS (2176 bytes), more than glibc keeps spare for
- * libraries loaded later, so this needs
- * GLIBC_TUNABLES=glibc.rtld.optional_static_tls=8192 (README "Linked into
- * a program"; link.sh runs it with and without). The library must then
- * serve threads that existed before it was loaded and threads created
- * after, blocks freed by another thread included, and leave libc's malloc
- * alone. Usage: dlopen LIBRARY. */
+ * would) and calls the ebb_* API through dlsym. The library's static TLS
+ * (a thread's tcache_t without its bins, 248 bytes) must fit the room
+ * glibc keeps for libraries loaded later (it did not at 2176 bytes), and
+ * the library must serve threads that existed before it was loaded and
+ * threads created after, blocks freed by another thread included, and
+ * leave libc's malloc alone. Usage: dlopen LIBRARY. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>

@@ -118,10 +118,48 @@ static void test_thread_exit_returns_cache(void **state)
 	assert_int_equal(arena_alloc_bytes(), before);
 }
 
+/* After the thread's cache is given back (its destructor ran), later
+ * destructors' calls go to the arenas: its slot region went back for the
+ * next thread, and its bins pointer to the read-only empty bins. */
+static pthread_key_t late_key;
+static struct {
+	int state, zero_bins, ok;
+} late;
+
+static void late_destructor(void *arg)
+{
+	(void)arg;
+	tcache_t *tc = tcache_self();
+	late.state = (int)tc->state;
+	late.zero_bins = tc->bins == tcache_zero_bins && tc->slots == NULL;
+	unsigned char *p = ebb_malloc(3000), *q = ebb_malloc(40);
+	late.ok = p && q && ebb_malloc_usable_size(p) >= 3000;
+	if (late.ok) {
+		memset(p, 0x5a, 3000);
+		memset(q, 0xa5, 40);
+		late.ok = p[2999] == 0x5a && q[39] == 0xa5;
+	}
+	ebb_free(p);
+	ebb_free(q);
+}
+
+static void *late_thread(void *arg)
+{
+	(void)arg;
+	ebb_free(ebb_malloc(64));	/* the cache, and its destructor's key, exist */
+	pthread_setspecific(late_key, (void *)1);
+	return NULL;
+}
+
 static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t park_cv = PTHREAD_COND_INITIALIZER;
-static int parked, release_it;
+static int parked, release_it, exit_at_release;
 static tcache_t *parked_tc;
+/* what the parked thread saw when it went on after its release */
+static struct {
+	int lost_before, lost_after, valid, bad;
+	size_t cached;
+} woke;
 
 static void *churn_and_park(void *arg)
 {
@@ -150,6 +188,31 @@ static void *churn_and_park(void *arg)
 		tcache_exit(tc);
 	else if (hold_in_use == 2)
 		tcache_fast_exit(tc, busy);
+	if (exit_at_release) {
+		/* exits with no call in between (its bins purged, if the
+		 * test flushed it), and a later destructor allocates */
+		pthread_setspecific(late_key, (void *)1);
+		return NULL;
+	}
+	/* and goes on: its bins, if an idle flush purged them, are laid
+	 * out again by its first slow path, and cache blocks again */
+	woke.lost_before = (int)atomic_load(&tc->bins_lost);
+	for (int i = 0; i < 200; i++) {
+		size_t n = (size_t)(i % 40) * 16 + 16;
+		v[i] = ebb_malloc(n);
+		memset(v[i], i & 0xff, n);
+	}
+	for (int i = 0; i < 200; i++) {
+		size_t n = (size_t)(i % 40) * 16 + 16;
+		for (size_t k = 0; k < n; k++)
+			woke.bad += ((unsigned char *)v[i])[k] != (unsigned char)(i & 0xff);
+		ebb_free(v[i]);
+	}
+	tcache_enter(tc);
+	woke.lost_after = (int)atomic_load(&tc->bins_lost);
+	woke.valid = tcache_is_valid(tc);
+	woke.cached = tcache_cached_bytes(tc);
+	tcache_exit(tc);
 	return NULL;
 }
 
@@ -168,9 +231,9 @@ static void park_run(int hold_in_use, int expect_flushed)
 	/* enable the scan: idle for 1 ms, and make the cache look old */
 	int64_t one = 1;
 	atomic_store(&opt_values[OPT_tcache_idle_ms], one);
-	if (expect_flushed) {	/* the churn touched the first page of its stacks */
+	if (expect_flushed) {	/* the churn touched the first page of its region (bins, stacks) */
 		unsigned char vec = 0;
-		assert_int_equal(mincore(parked_tc->slots, 4096, &vec), 0);
+		assert_int_equal(mincore(parked_tc->bins, 4096, &vec), 0);
 		assert_int_equal(vec & 1, 1);
 	}
 	/* busy since the last look (its activity count moved): not idle,
@@ -191,11 +254,14 @@ static void park_run(int hold_in_use, int expect_flushed)
 	tcache_idle_scan(os_now_ns_test());
 	atomic_store(&opt_values[OPT_tcache_idle_ms], (int64_t)0);
 	if (expect_flushed) {
-		assert_int_equal(tcache_cached_bytes(parked_tc), 0);	/* nothing cached any more */
-		/* and its empty stacks' pages went back to the kernel */
+		/* its bins' and empty stacks' pages went back to the kernel
+		 * (looked at first: reading the bins faults a page in) */
 		unsigned char vec = 1;
-		assert_int_equal(mincore(parked_tc->slots, 4096, &vec), 0);
+		assert_int_equal(mincore(parked_tc->bins, 4096, &vec), 0);
 		assert_int_equal(vec & 1, 0);
+		assert_int_equal(atomic_load(&parked_tc->bins_lost), 1);	/* the owner lays them out again */
+		assert_true(tcache_is_valid(parked_tc));
+		assert_int_equal(tcache_cached_bytes(parked_tc), 0);	/* nothing cached any more */
 		assert_true(arena_alloc_bytes() < before);
 		assert_int_equal(atomic_load(&parked_tc->idle_flushed), 1);
 	} else {
@@ -208,17 +274,45 @@ static void park_run(int hold_in_use, int expect_flushed)
 	assert_int_equal(parked_tc->small_lim, SMALL_LIM);
 	assert_int_equal(parked_tc->map_limit, MAP_LIMIT);
 	assert_int_equal(parked_tc->busy, hold_in_use == 2);
+	memset(&woke, 0, sizeof(woke));
 	pthread_mutex_lock(&park_mu);
 	release_it = 1;
 	pthread_cond_broadcast(&park_cv);
 	pthread_mutex_unlock(&park_mu);
 	pthread_join(t, NULL);
+	if (exit_at_release)
+		return;
+	assert_int_equal(woke.lost_before, expect_flushed);
+	assert_int_equal(woke.lost_after, 0);
+	assert_int_equal(woke.valid, 1);
+	assert_int_equal(woke.bad, 0);
+	assert_true(woke.cached > 0);	/* caching again */
 }
 
 static void test_idle_cache_is_flushed(void **state)
 {
 	(void)state;
 	park_run(0, 1);
+}
+
+/* A thread whose bins an idle flush purged exits without another call;
+ * a pthread key destructor that runs after the cache's then allocates
+ * (the JVM's threads do): its calls go to the arenas, and nothing lays
+ * out the purged bins of a cache that is gone (the read-only empty bins
+ * took their place: a relay there crashed java in tests/integration). */
+static void test_idle_flushed_thread_exits_then_allocates(void **state)
+{
+	(void)state;
+	ebb_free(ebb_malloc(64));
+	assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
+	memset(&late, 0, sizeof(late));
+	exit_at_release = 1;
+	park_run(0, 1);
+	exit_at_release = 0;
+	assert_int_equal(late.state, TC_DEAD);
+	assert_int_equal(late.zero_bins, 1);
+	assert_int_equal(late.ok, 1);
+	pthread_key_delete(late_key);
 }
 
 static void test_cache_in_use_is_not_flushed(void **state)
@@ -342,6 +436,24 @@ static void test_fast_paths_closed_until_the_cache_is_set_up(void **state)
 	assert_int_equal(seen[3], SMALL_LIM);
 	assert_int_equal(seen[4], MAP_LIMIT);
 	assert_int_equal(seen[5], TC_ACTIVE);
+}
+
+static void test_calls_after_thread_exit_go_to_the_arenas(void **state)
+{
+	(void)state;
+	/* created after the caches' key: its destructor runs after theirs */
+	ebb_free(ebb_malloc(64));
+	assert_int_equal(pthread_key_create(&late_key, late_destructor), 0);
+	uint64_t before = arena_alloc_bytes();
+	memset(&late, 0, sizeof(late));
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, late_thread, NULL), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(late.state, TC_DEAD);
+	assert_int_equal(late.zero_bins, 1);
+	assert_int_equal(late.ok, 1);
+	assert_int_equal(arena_alloc_bytes(), before);
+	pthread_key_delete(late_key);
 }
 
 /* Backoff arithmetic, driven event by event (the GC is a function of
@@ -999,7 +1111,9 @@ int main(void)
 		cmocka_unit_test(test_fast_paths_see_a_steal),
 		cmocka_unit_test(test_slow_pop_then_fast_pops),
 		cmocka_unit_test(test_fast_paths_closed_until_the_cache_is_set_up),
+		cmocka_unit_test(test_calls_after_thread_exit_go_to_the_arenas),
 		cmocka_unit_test(test_cache_in_use_is_not_flushed),
+		cmocka_unit_test(test_idle_flushed_thread_exits_then_allocates),
 		cmocka_unit_test(test_bin_grows_on_dry_and_overflow),
 		cmocka_unit_test(test_batch_bytes_bound),
 		cmocka_unit_test(test_cold_bin_refills_small),
