@@ -150,11 +150,20 @@ static void **slots_get(void)
 	return (void **)((char *)m + BINS_BYTES);
 }
 
-/* Caller holds reg_lock. */
-static void slots_put_locked(void **r)
+/* A cache gives its slot region back for the next thread (caller holds
+ * reg_lock): its bins go with it, so calls made later by the thread that
+ * had it (other destructors) find the read-only empty bins, which nothing
+ * lays out again. */
+static void cache_region_put_locked(tcache_t *tc)
 {
-	r[0] = slot_free_regions;
-	slot_free_regions = r;
+	void **r = tc->slots;
+	if (r) {
+		r[0] = slot_free_regions;
+		slot_free_regions = r;
+	}
+	tc->slots = NULL;
+	tc->bins = (tbin_t *)tcache_zero_bins;
+	atomic_store_explicit(&tc->bins_lost, 0, memory_order_relaxed);
 }
 
 /* ---- limits ------------------------------------------------------------------ */
@@ -562,13 +571,7 @@ static void tcache_destructor(void *arg)
 		reg_head = tc->reg_next;
 	if (tc->reg_next)
 		tc->reg_next->reg_prev = tc->reg_prev;
-	slots_put_locked(tc->slots);
-	tc->slots = NULL;
-	/* the region is the next thread's: later calls here (other
-	 * destructors) find every bin empty and full (the read-only ones,
-	 * which nothing lays out again) */
-	tc->bins = (tbin_t *)tcache_zero_bins;
-	atomic_store_explicit(&tc->bins_lost, 0, memory_order_relaxed);
+	cache_region_put_locked(tc);
 	pthread_mutex_unlock(&reg_lock);
 	atomic_fetch_sub_explicit(&live_caches, 1, memory_order_relaxed);
 	arena_thread_leave(tc->arena);
@@ -608,10 +611,8 @@ int tcache_init(tcache_t *tc)
 	if (tc_key_ok != 1 || pthread_setspecific(tc_key, tc) != 0) {
 		bin_limits_clear(tc);
 		pthread_mutex_lock(&reg_lock);
-		slots_put_locked(tc->slots);
+		cache_region_put_locked(tc);
 		pthread_mutex_unlock(&reg_lock);
-		tc->slots = NULL;
-		tc->bins = (tbin_t *)tcache_zero_bins;
 		tc->state = TC_DEAD;	/* no destructor: never cache */
 		return -1;
 	}
@@ -891,8 +892,7 @@ void tcache_bins_relay(tcache_t *tc)
 {
 	atomic_store_explicit(&tc->bins_lost, 0, memory_order_relaxed);
 	bin_limits_clear(tc);
-	tc->bins = region_bins(tc->slots);
-	bin_limits(tc);
+	bin_limits(tc);	/* tc->bins still points to them */
 }
 
 void tcache_set_node(tcache_t *tc, unsigned node)
@@ -1182,10 +1182,7 @@ void tcache_atfork_child(void)
 			if (!atomic_load_explicit(&t->relayout, memory_order_relaxed) && t->slots)
 				tcache_flush_all(t);
 			bin_limits_clear(t);
-			if (t->slots)
-				slots_put_locked(t->slots);
-			t->slots = NULL;
-			t->bins = (tbin_t *)tcache_zero_bins;
+			cache_region_put_locked(t);
 			t->relayout = 0;
 		}
 		t = next;
